@@ -1,0 +1,791 @@
+//! The agent's configuration: typed, checked at the boundary, with a default
+//! for every field so no file is needed.
+//!
+//! Parsing happens in two steps, raw then validated: serde reads the TOML
+//! into [`Config`] (unknown keys, wrong types and bad durations or sizes are
+//! refused there), then [`Config::validate`] checks what types cannot (ranges,
+//! a public listen address without a token). Every problem carries the line
+//! and the dotted field name, and all problems of a file are reported at
+//! once, not only the first.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration written as text with a unit: `"500ms"`, `"10s"`, `"5m"`, `"7d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Interval(pub Duration);
+
+impl FromStr for Interval {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s.trim())
+            .map(Interval)
+            .map_err(|e| format!("invalid duration {s:?} ({e}); write a number and a unit, like \"10s\", \"5m\" or \"7d\""))
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Interval;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration with a unit, like \"10s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Interval, E> {
+                s.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Interval, E> {
+                Err(E::custom(format!(
+                    "a bare number ({n}) is ambiguous as a duration; write it with a unit, like \"{n}s\""
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Interval {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A size in bytes, written as a number of bytes or text with a unit:
+/// `"512MiB"`, `"1GB"`, `"64KiB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let bad =
+            || format!("invalid size {s:?}; write bytes with a unit, like \"512MiB\" or \"2GB\"");
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            "TB" => 1_000_000_000_000,
+            "TiB" => 1 << 40,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult).map(ByteSize).ok_or_else(bad)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 4] = [
+            ("TiB", 1 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ];
+        for (unit, size) in UNITS {
+            if self.0 >= size && self.0 % size == 0 {
+                return write!(f, "{}{unit}", self.0 / size);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size, like \"512MiB\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ByteSize, E> {
+                s.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<ByteSize, E> {
+                u64::try_from(n)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON lines otherwise.
+    #[default]
+    Auto,
+    /// JSON lines.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Process-wide settings.
+    pub agent: AgentConfig,
+    /// How and how often sources collect.
+    pub collect: CollectConfig,
+    /// In-memory history and the observation channel.
+    pub history: HistoryConfig,
+    /// The SQLite store.
+    pub store: StoreConfig,
+    /// The HTTP API and dashboard.
+    pub api: ApiConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Where the agent keeps its state (the SQLite file). Unset: the
+    /// platform's state directory (`$XDG_STATE_HOME/aegis`, else
+    /// `~/.local/state/aegis`).
+    pub state_dir: Option<PathBuf>,
+    /// How long shutdown may take before remaining tasks are abandoned.
+    pub shutdown_timeout: Interval,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: None,
+            shutdown_timeout: Interval(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// `[collect]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectConfig {
+    /// How often the host source collects.
+    pub interval: Interval,
+    /// Where the host source reads procfs (a fake tree in tests).
+    pub proc_root: PathBuf,
+    /// Network interfaces not to report (exact names).
+    pub exclude_interfaces: Vec<String>,
+    /// Mount points not to report (exact paths).
+    pub exclude_mountpoints: Vec<String>,
+}
+
+impl Default for CollectConfig {
+    fn default() -> Self {
+        Self {
+            interval: Interval(Duration::from_secs(5)),
+            proc_root: PathBuf::from("/proc"),
+            exclude_interfaces: Vec::new(),
+            exclude_mountpoints: Vec::new(),
+        }
+    }
+}
+
+/// `[history]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Most points kept per series in memory (oldest dropped first).
+    pub max_points_per_series: usize,
+    /// Oldest point kept in memory.
+    pub max_age: Interval,
+    /// Most series kept in memory (new series beyond it are refused).
+    pub max_series: usize,
+    /// Capacity of the observation channel between sources and the pipeline
+    /// (newest observations are shed when it is full).
+    pub channel_capacity: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            max_points_per_series: 720,
+            max_age: Interval(Duration::from_secs(3600)),
+            max_series: 10_000,
+            channel_capacity: 8_192,
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file. Unset: `aegis.db` in the state directory.
+    pub path: Option<PathBuf>,
+    /// How often pending writes are committed; a crash loses at most this much.
+    pub flush_interval: Interval,
+    /// Rows older than this are deleted.
+    pub retention_max_age: Interval,
+    /// The oldest rows are deleted while the file is larger than this.
+    pub retention_max_size: ByteSize,
+    /// How often retention runs.
+    pub retention_interval: Interval,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            flush_interval: Interval(Duration::from_secs(2)),
+            retention_max_age: Interval(Duration::from_secs(7 * 24 * 3600)),
+            retention_max_size: ByteSize(256 << 20),
+            retention_interval: Interval(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// The API's default address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
+
+/// `[api]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the API and dashboard listen on.
+    pub listen: SocketAddr,
+    /// Bearer token for state-changing requests (and reads, if
+    /// `read_requires_token`). Required to listen on a non-loopback address.
+    pub token: Option<String>,
+    /// Whether reading also needs the token.
+    pub read_requires_token: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9477))),
+            token: None,
+            read_requires_token: false,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `aegis=debug,info`...
+    pub level: String,
+    /// `auto`, `json` or `text`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_string(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+/// One thing wrong in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when the problem is at a place in the file.
+    pub line: Option<usize>,
+    /// 1-based column.
+    pub column: Option<usize>,
+    /// Dotted path of the field, e.g. `collect.interval`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Everything wrong with one configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, when the text came from one.
+    pub file: Option<PathBuf>,
+    /// Each problem found, in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self
+            .file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<config>".to_string());
+        let n = self.problems.len();
+        write!(
+            f,
+            "{file}: {n} problem{} in the configuration",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  {file}")?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+                if let Some(col) = p.column {
+                    write!(f, ":{col}")?;
+                }
+            }
+            if p.field.is_empty() {
+                write!(f, ": {}", p.message)?;
+            } else {
+                write!(f, ": `{}`: {}", p.field, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and checks a file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: Some(path.to_path_buf()),
+            problems: vec![Problem {
+                line: None,
+                column: None,
+                field: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        Self::from_toml(&text).map_err(|mut e| {
+            e.file = Some(path.to_path_buf());
+            e
+        })
+    }
+
+    /// Parses and checks TOML text, reporting every problem at once.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        // serde stops at the first error. To report them all, each faulty
+        // entry is blanked out (bytes replaced by spaces, newlines kept, so
+        // every offset and line number stays true) and parsing is retried.
+        let mut work = text.to_string();
+        let parsed = loop {
+            match toml::from_str::<Config>(&work) {
+                Ok(cfg) => break Some(cfg),
+                Err(e) => {
+                    let span = e.span();
+                    let entry = span.as_ref().and_then(|s| entry_at(&work, s.start));
+                    let (line, column) = match &span {
+                        Some(s) => line_col(text, s.start),
+                        None => (None, None),
+                    };
+                    problems.push(Problem {
+                        line,
+                        column,
+                        field: entry.as_ref().map(|e| e.path.join(".")).unwrap_or_default(),
+                        message: e.message().trim().to_string(),
+                    });
+                    match entry {
+                        Some(entry) if problems.len() < 64 => blank(&mut work, entry.range),
+                        _ => break None,
+                    }
+                }
+            }
+        };
+        match parsed {
+            Some(cfg) if problems.is_empty() => {
+                let semantic = cfg.validate();
+                if semantic.is_empty() {
+                    return Ok(cfg);
+                }
+                problems.extend(semantic.into_iter().map(|(field, message)| {
+                    let (line, column) = locate(text, &field)
+                        .map(|start| line_col(text, start))
+                        .unwrap_or((None, None));
+                    Problem {
+                        line,
+                        column,
+                        field,
+                        message,
+                    }
+                }));
+            }
+            _ => {}
+        }
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        Err(ConfigError {
+            file: None,
+            problems,
+        })
+    }
+
+    /// Checks what types alone cannot. Returns `(field, message)` pairs.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut check = |ok: bool, field: &str, msg: String| {
+            if !ok {
+                out.push((field.to_string(), msg));
+            }
+        };
+        let c = &self.collect;
+        check(
+            c.interval.0 >= Duration::from_millis(100) && c.interval.0 <= Duration::from_secs(3600),
+            "collect.interval",
+            format!("must be between 100ms and 1h, got {}", c.interval),
+        );
+        let h = &self.history;
+        check(
+            (1..=1_000_000).contains(&h.max_points_per_series),
+            "history.max_points_per_series",
+            format!(
+                "must be between 1 and 1000000, got {}",
+                h.max_points_per_series
+            ),
+        );
+        check(
+            (1..=1_000_000).contains(&h.max_series),
+            "history.max_series",
+            format!("must be between 1 and 1000000, got {}", h.max_series),
+        );
+        check(
+            (16..=1_000_000).contains(&h.channel_capacity),
+            "history.channel_capacity",
+            format!("must be between 16 and 1000000, got {}", h.channel_capacity),
+        );
+        check(
+            h.max_age.0 >= Duration::from_secs(1),
+            "history.max_age",
+            format!("must be at least 1s, got {}", h.max_age),
+        );
+        let s = &self.store;
+        check(
+            s.flush_interval.0 >= Duration::from_millis(100)
+                && s.flush_interval.0 <= Duration::from_secs(60),
+            "store.flush_interval",
+            format!("must be between 100ms and 60s, got {}", s.flush_interval),
+        );
+        check(
+            s.retention_max_age.0 >= Duration::from_secs(60),
+            "store.retention_max_age",
+            format!("must be at least 1m, got {}", s.retention_max_age),
+        );
+        check(
+            s.retention_max_size.0 >= 1 << 20,
+            "store.retention_max_size",
+            format!("must be at least 1MiB, got {}", s.retention_max_size),
+        );
+        check(
+            s.retention_interval.0 >= Duration::from_secs(1),
+            "store.retention_interval",
+            format!("must be at least 1s, got {}", s.retention_interval),
+        );
+        check(
+            self.agent.shutdown_timeout.0 >= Duration::from_millis(100)
+                && self.agent.shutdown_timeout.0 <= Duration::from_secs(300),
+            "agent.shutdown_timeout",
+            format!(
+                "must be between 100ms and 5m, got {}",
+                self.agent.shutdown_timeout
+            ),
+        );
+        let a = &self.api;
+        if let Some(token) = &a.token {
+            check(
+                token.len() >= 16,
+                "api.token",
+                "must be at least 16 characters long".to_string(),
+            );
+        }
+        check(
+            a.listen.ip().is_loopback() || a.token.is_some(),
+            "api.listen",
+            format!(
+                "{} is not a loopback address; set api.token before exposing the API",
+                a.listen
+            ),
+        );
+        check(
+            !a.read_requires_token || a.token.is_some(),
+            "api.read_requires_token",
+            "is true but api.token is not set".to_string(),
+        );
+        out
+    }
+}
+
+/// A key/value entry of the document and the bytes it spans.
+struct Entry {
+    path: Vec<String>,
+    range: Range<usize>,
+}
+
+/// The innermost entry whose bytes contain `offset`.
+fn entry_at(text: &str, offset: usize) -> Option<Entry> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut entries = Vec::new();
+    collect_entries(doc.as_table(), &mut Vec::new(), &mut entries);
+    entries
+        .into_iter()
+        .filter(|e| e.range.contains(&offset))
+        .min_by_key(|e| e.range.len())
+}
+
+/// The byte offset where the entry at dotted `field` starts, if written.
+fn locate(text: &str, field: &str) -> Option<usize> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut entries = Vec::new();
+    collect_entries(doc.as_table(), &mut Vec::new(), &mut entries);
+    entries
+        .into_iter()
+        .find(|e| e.path.join(".") == field)
+        .map(|e| e.range.start)
+}
+
+fn collect_entries(
+    table: &toml_edit::Table,
+    path: &mut Vec<String>,
+    out: &mut Vec<Entry>,
+) -> Option<Range<usize>> {
+    let mut whole = table.span();
+    for (name, _) in table.iter() {
+        let Some((key, item)) = table.get_key_value(name) else {
+            continue;
+        };
+        path.push(name.to_string());
+        let range = match item {
+            toml_edit::Item::Table(t) => collect_entries(t, path, out),
+            toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => {
+                for (inner, _) in t.iter() {
+                    if let Some((k, v)) = t.get_key_value(inner) {
+                        path.push(inner.to_string());
+                        if let Some(r) = join(k.span(), v.span()) {
+                            out.push(Entry {
+                                path: path.clone(),
+                                range: r,
+                            });
+                        }
+                        path.pop();
+                    }
+                }
+                join(key.span(), item.span())
+            }
+            toml_edit::Item::ArrayOfTables(a) => {
+                let mut r = None;
+                for t in a.iter() {
+                    r = join(r, collect_entries(t, path, out));
+                }
+                r
+            }
+            _ => join(key.span(), item.span()),
+        };
+        if let Some(range) = range {
+            out.push(Entry {
+                path: path.clone(),
+                range: range.clone(),
+            });
+            whole = join(whole, Some(range));
+        }
+        path.pop();
+    }
+    whole
+}
+
+fn join(a: Option<Range<usize>>, b: Option<Range<usize>>) -> Option<Range<usize>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.start.min(b.start)..a.end.max(b.end)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn blank(text: &mut String, range: Range<usize>) {
+    // One space per byte keeps every later offset, and so every line number, true.
+    let Some(bytes) = text.as_bytes().get(range.clone()) else {
+        return;
+    };
+    let spaces: String = bytes
+        .iter()
+        .map(|&b| if b == b'\n' { '\n' } else { ' ' })
+        .collect();
+    text.replace_range(range, &spaces);
+}
+
+fn line_col(text: &str, offset: usize) -> (Option<usize>, Option<usize>) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count() + 1);
+    (Some(line), column)
+}
+
+/// A fully commented default configuration, as printed by `aegis init`.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        assert_eq!(Config::from_toml(""), Ok(Config::default()));
+    }
+
+    #[test]
+    fn the_commented_default_file_parses_to_the_defaults() {
+        assert_eq!(Config::from_toml(DEFAULT_TOML), Ok(Config::default()));
+    }
+
+    #[test]
+    fn the_default_file_shows_every_default_value() {
+        // Uncommenting every `# key = value` line must still give the defaults:
+        // the file documents the real values, not stale ones.
+        let uncommented: String = DEFAULT_TOML
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.contains(" = ")
+                        && !rest.starts_with("state_dir")
+                        && !rest.starts_with("path")
+                        && !rest.starts_with("token") =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(Config::from_toml(&uncommented), Ok(Config::default()));
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_with_units() {
+        let cfg = Config::from_toml(
+            "[collect]\ninterval = \"250ms\"\n[store]\nretention_max_size = \"2GiB\"\nretention_max_age = \"30d\"\n",
+        )
+        .expect("valid");
+        assert_eq!(cfg.collect.interval.0, Duration::from_millis(250));
+        assert_eq!(cfg.store.retention_max_size.0, 2 << 30);
+        assert_eq!(
+            cfg.store.retention_max_age.0,
+            Duration::from_secs(30 * 86400)
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line_and_field() {
+        let text = "\
+[collect]
+intervall = \"5s\"
+
+[history]
+max_series = \"many\"
+
+[store]
+flush_interval = \"10 parsecs\"
+";
+        let err = Config::from_toml(text).expect_err("three problems");
+        let got: Vec<(Option<usize>, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.line, p.field.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(2), "collect.intervall"),
+                (Some(5), "history.max_series"),
+                (Some(8), "store.flush_interval"),
+            ]
+        );
+        assert!(err.problems[0].message.contains("unknown field"), "{err}");
+        assert!(err.problems[1].message.contains("invalid type"), "{err}");
+        assert!(
+            err.problems[2].message.contains("invalid duration"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_section_is_reported_once_with_its_line() {
+        let err = Config::from_toml(
+            "[collect]\ninterval = \"1s\"\n\n[colect]\ninterval = \"1s\"\nother = 3\n",
+        )
+        .expect_err("unknown table");
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].line, Some(4));
+    }
+
+    #[test]
+    fn bare_number_duration_is_refused_with_a_hint() {
+        let err = Config::from_toml("[collect]\ninterval = 5\n").expect_err("bare number");
+        assert!(err.problems[0].message.contains("\"5s\""), "{err}");
+    }
+
+    #[test]
+    fn semantic_problems_point_at_their_line() {
+        let err = Config::from_toml(
+            "[api]\nlisten = \"0.0.0.0:9477\"\n\n[collect]\ninterval = \"1ms\"\n",
+        )
+        .expect_err("public listen without token, tiny interval");
+        let got: Vec<(Option<usize>, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.line, p.field.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(Some(2), "api.listen"), (Some(5), "collect.interval")]
+        );
+    }
+
+    #[test]
+    fn syntax_error_is_reported_with_its_line() {
+        let err =
+            Config::from_toml("[collect]\ninterval = \"5s\n").expect_err("unterminated string");
+        assert_eq!(err.problems[0].line, Some(2), "{err}");
+    }
+
+    #[test]
+    fn display_names_file_line_and_field() {
+        let mut err = Config::from_toml("[collect]\nintervall = \"5s\"\n").expect_err("unknown");
+        err.file = Some(PathBuf::from("aegis.toml"));
+        let text = err.to_string();
+        assert!(
+            text.contains("aegis.toml:2:1: `collect.intervall`: unknown field"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!("512MiB".parse::<ByteSize>(), Ok(ByteSize(512 << 20)));
+        assert_eq!("1000".parse::<ByteSize>(), Ok(ByteSize(1000)));
+        assert!("12 parsecs".parse::<ByteSize>().is_err());
+        assert_eq!(ByteSize(256 << 20).to_string(), "256MiB");
+    }
+}
