@@ -1,1 +1,20 @@
-//! placeholder
+//! Sources: the tasks that read the world and emit [`Observation`]s into one
+//! bounded channel.
+//!
+//! - [`host`]: CPU, memory, swap, load, filesystems, disk IO and network,
+//!   read from procfs (and `statvfs`), with the root configurable so tests use
+//!   a fake tree.
+//! - [`sink`]: the sending end of the observation channel, which sheds the
+//!   newest observation when the channel is full and counts it.
+//! - [`runner`]: runs a source on its schedule, records its health, stops on
+//!   cancellation.
+//!
+//! [`Observation`]: aegis_core::Observation
+
+pub mod host;
+pub mod runner;
+pub mod sink;
+
+pub use host::HostSource;
+pub use runner::{run_polled, PolledSource, SourceHealth};
+pub use sink::ObservationSink;
