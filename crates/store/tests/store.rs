@@ -1,0 +1,169 @@
+//! The store against real SQLite files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aegis_core::{Clock, Family, ManualClock, Observation, Reading, SeriesKey};
+use aegis_store::{minutes, open, open_connection, StoreError, StoreOptions};
+
+static RX: Family = Family {
+    name: "host_net_rx_bytes_per_second",
+    help: "",
+    label: Some("interface"),
+};
+
+const T0: i64 = 1_800_000_000_000; // a minute boundary
+
+fn obs(iface: &str, at_ms: i64, v: f64) -> Observation {
+    Observation::value(SeriesKey::instance(&RX, iface), at_ms, v)
+}
+
+fn reset(iface: &str, at_ms: i64) -> Observation {
+    Observation {
+        series: SeriesKey::instance(&RX, iface),
+        at_ms,
+        reading: Reading::CounterReset,
+    }
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        flush_interval: Duration::from_millis(100),
+        ..StoreOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn observations_roll_up_per_minute_and_merge_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state/aegis.db");
+    let clock = Arc::new(ManualClock::starting_at(T0));
+    let (store, thread) = open(&path, options(), clock.clone()).expect("open");
+    store
+        .record(vec![
+            obs("eth0", T0 + 1_000, 10.0),
+            obs("eth0", T0 + 2_000, 30.0),
+            reset("eth0", T0 + 3_000),
+            obs("eth0", T0 + 61_000, 5.0),
+        ])
+        .expect("record");
+    store.flush().await.expect("flush");
+    store.shutdown();
+    assert!(thread.join_within(Duration::from_secs(5)));
+
+    // A restart mid-minute adds to the minute, it does not overwrite it.
+    let (store, thread) = open(&path, options(), clock).expect("reopen");
+    store.record(vec![obs("eth0", T0 + 4_000, 20.0)]).expect("record");
+    store.flush().await.expect("flush");
+    let points = store
+        .query(|c| minutes(c, "host_net_rx_bytes_per_second/eth0", 0))
+        .await
+        .expect("query")
+        .expect("sql");
+    assert_eq!(points.len(), 2);
+    let m0 = &points[0];
+    assert_eq!((m0.minute_ms, m0.count, m0.resets), (T0, 3, 1));
+    assert_eq!((m0.mean, m0.min, m0.max, m0.last), (Some(20.0), Some(10.0), Some(30.0), Some(20.0)));
+    assert_eq!((points[1].minute_ms, points[1].last), (T0 + 60_000, Some(5.0)));
+    store.shutdown();
+    assert!(thread.join_within(Duration::from_secs(5)));
+}
+
+#[tokio::test]
+async fn retention_by_age_removes_old_minutes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("aegis.db");
+    let clock = Arc::new(ManualClock::starting_at(T0));
+    let opts = StoreOptions {
+        retention_max_age: Duration::from_secs(3600),
+        retention_interval: Duration::from_secs(3600),
+        ..options()
+    };
+    let (store, thread) = open(&path, opts, clock.clone()).expect("open");
+    store
+        .record(vec![obs("eth0", T0, 1.0), obs("eth0", T0 + 2 * 3_600_000, 2.0)])
+        .expect("record");
+    clock.advance(Duration::from_secs(2 * 3600 + 60));
+    store.run_retention().expect("retention");
+    store.flush().await.expect("flush");
+    let points = store
+        .query(|c| minutes(c, "host_net_rx_bytes_per_second/eth0", 0))
+        .await
+        .expect("query")
+        .expect("sql");
+    assert_eq!(points.iter().map(|p| p.minute_ms).collect::<Vec<_>>(), vec![T0 + 2 * 3_600_000]);
+    assert_eq!(store.status().retention_deleted_rows, 1);
+    store.shutdown();
+    assert!(thread.join_within(Duration::from_secs(5)));
+}
+
+#[tokio::test]
+async fn retention_by_size_keeps_the_file_under_its_bound_and_keeps_the_newest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("aegis.db");
+    let clock = Arc::new(ManualClock::starting_at(T0));
+    let max = 1u64 << 20;
+    let opts = StoreOptions {
+        retention_max_size: max,
+        retention_max_age: Duration::from_secs(365 * 86_400),
+        retention_interval: Duration::from_secs(3600),
+        queue_capacity: 100_000,
+        ..options()
+    };
+    let (store, thread) = open(&path, opts, clock.clone()).expect("open");
+    // 200 series x 300 minutes: ~60k rows, several MiB.
+    for minute in 0..300i64 {
+        let batch: Vec<Observation> = (0..200)
+            .map(|i| obs(&format!("if{i}"), T0 + minute * 60_000, minute as f64))
+            .collect();
+        store.record(batch).expect("record");
+    }
+    store.flush().await.expect("flush");
+    let before = aegis_store::file_size(&path);
+    assert!(before > 2 * max, "test data too small: {before}");
+    store.run_retention().expect("retention");
+    store.flush().await.expect("flush");
+    let after = aegis_store::file_size(&path);
+    assert!(after <= max, "file is {after} bytes, bound {max}");
+    let newest = store
+        .query(|c| minutes(c, "host_net_rx_bytes_per_second/if7", T0 + 299 * 60_000))
+        .await
+        .expect("query")
+        .expect("sql");
+    assert_eq!(newest.len(), 1, "the newest minute survives");
+    store.shutdown();
+    assert!(thread.join_within(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("aegis.db");
+    let conn = open_connection(&path).expect("create");
+    conn.pragma_update(None, "user_version", 999).expect("bump");
+    drop(conn);
+    let err = open_connection(&path).expect_err("too new");
+    assert!(matches!(err, StoreError::TooNew { found: 999, .. }), "{err}");
+}
+
+#[test]
+fn a_full_queue_sheds_batches_and_counts_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("aegis.db");
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::starting_at(T0));
+    let opts = StoreOptions {
+        queue_capacity: 1,
+        ..options()
+    };
+    let (store, thread) = open(&path, opts, clock).expect("open");
+    let mut busy = 0;
+    for i in 0..2_000 {
+        if let Err(StoreError::Busy) = store.record(vec![obs("eth0", T0 + i, 1.0)]) {
+            busy += 1;
+        }
+    }
+    assert!(busy > 0, "a one-slot queue must overflow under a burst");
+    assert_eq!(store.status().queue.dropped, busy);
+    store.shutdown();
+    assert!(thread.join_within(Duration::from_secs(5)));
+}
