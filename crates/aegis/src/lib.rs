@@ -1,1 +1,8 @@
-//! x
+//! The `aegis` binary's library: command line, wiring, pipeline and the
+//! client side of `aegis status`. `main.rs` only calls [`cli::main`].
+
+pub mod agent;
+pub mod cli;
+pub mod client;
+pub mod logging;
+pub mod pipeline;

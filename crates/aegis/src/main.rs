@@ -1,1 +1,5 @@
-fn main() {}
+//! `aegis`: the agent and its command line.
+
+fn main() -> std::process::ExitCode {
+    aegis::cli::main()
+}

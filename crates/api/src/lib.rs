@@ -1,1 +1,186 @@
-//! placeholder
+//! The HTTP API: status, series, `/metrics`, served by axum.
+//!
+//! The API only reads. It gets the status snapshot and the newest values from
+//! `watch` channels the pipeline publishes, and asks the pipeline for series
+//! history through a [`HistoryReader`]; it never reaches into a collector.
+//! Errors are JSON `{"error": "..."}` with a fitting status code; internal
+//! details are logged once and never leaked.
+
+mod auth;
+mod error;
+pub mod metrics;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use aegis_core::status::{Latest, SeriesDetail, SeriesSummary, Status};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+
+/// A boxed, sendable future (the reader trait must be object safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a history read could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable;
+
+/// Reads series history from its owner.
+pub trait HistoryReader: Send + Sync + 'static {
+    /// Every series held.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<SeriesSummary>, Unavailable>>;
+    /// One series, with its points at or after `since_ms`.
+    fn get(
+        &self,
+        name: String,
+        since_ms: i64,
+    ) -> BoxFuture<'_, Result<Option<SeriesDetail>, Unavailable>>;
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The latest status snapshot.
+    pub status: watch::Receiver<Status>,
+    /// Series history.
+    pub history: Arc<dyn HistoryReader>,
+    /// Everything `/metrics` exports.
+    pub registry: Arc<Registry>,
+    /// Bearer token, when configured.
+    pub token: Option<Arc<str>>,
+    /// Whether reads need the token too.
+    pub read_requires_token: bool,
+}
+
+/// Builds the metrics registry from the published snapshots.
+pub fn registry(status: watch::Receiver<Status>, latest: watch::Receiver<Arc<Latest>>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(metrics::AgentCollector::new(status, latest)));
+    registry
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    let reads = Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/series", get(series_list))
+        .route("/api/v1/series/{*name}", get(series_one))
+        .route("/metrics", get(metrics_text))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::reads,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(reads)
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+async fn status(State(state): State<AppState>) -> Json<Status> {
+    Json(state.status.borrow().clone())
+}
+
+async fn series_list(State(state): State<AppState>) -> Result<Json<Vec<SeriesSummary>>, ApiError> {
+    let mut list = state
+        .history
+        .list()
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(list))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeriesQuery {
+    /// Unix milliseconds, or a duration back from now (`5m`).
+    since: Option<String>,
+}
+
+async fn series_one(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SeriesDetail>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let now_ms = state.status.borrow().updated_ms;
+    let since_ms = match query.since.as_deref() {
+        None => i64::MIN,
+        Some(s) => parse_since(s, now_ms).map_err(ApiError::BadRequest)?,
+    };
+    match state.history.get(name.clone(), since_ms).await {
+        Ok(Some(detail)) => Ok(Json(detail)),
+        Ok(None) => Err(ApiError::NotFound(format!(
+            "no series named {name:?}; GET /api/v1/series lists them"
+        ))),
+        Err(Unavailable) => Err(ApiError::Unavailable),
+    }
+}
+
+/// `since` is Unix milliseconds or a duration back from `now_ms`.
+fn parse_since(s: &str, now_ms: i64) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    humantime::parse_duration(s)
+        .map(|d| now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        .map_err(|_| format!("`since` must be Unix milliseconds or a duration like 5m, got {s:?}"))
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let mut body = String::with_capacity(16 * 1024);
+    match prometheus_client::encoding::prometheus_text::encode(&mut body, &state.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::Internal(format!("encoding metrics: {e}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn since_accepts_ms_and_durations() {
+        assert_eq!(parse_since("1700000000000", 0), Ok(1_700_000_000_000));
+        assert_eq!(parse_since("5m", 1_000_000), Ok(700_000));
+        assert!(parse_since("yesterday", 0).is_err());
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -11,12 +11,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::observation::{Reading, SeriesKey};
 
 /// One point of a series. `value` is `None` where a counter reset left no rate.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     /// Wall-clock milliseconds since the Unix epoch.
     #[serde(rename = "t")]

@@ -41,7 +41,7 @@ pub struct SourceStatus {
 }
 
 /// Fill level and drops of one bounded buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct BufferStatus {
     /// Items held.
     pub len: u64,
@@ -52,7 +52,7 @@ pub struct BufferStatus {
 }
 
 /// The in-memory history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct HistoryStatus {
     /// Series held, and the series bound.
     pub series: BufferStatus,
@@ -69,7 +69,7 @@ pub struct HistoryStatus {
 }
 
 /// The SQLite store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct StoreStatus {
     /// The file.
     pub path: String,
@@ -86,7 +86,7 @@ pub struct StoreStatus {
 }
 
 /// Everything `GET /api/v1/status` returns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Status {
     /// The agent's version.
     pub version: String,
@@ -108,4 +108,41 @@ pub struct Status {
     pub history: HistoryStatus,
     /// The store.
     pub store: StoreStatus,
+}
+
+/// One series in `GET /api/v1/series`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesSummary {
+    /// Canonical name: `family` or `family/instance`.
+    pub name: String,
+    /// The metric family.
+    pub family: String,
+    /// The family's label name, if it has one.
+    pub label: Option<String>,
+    /// The instance (label value).
+    pub instance: Option<String>,
+    /// What the series measures.
+    pub help: String,
+    /// Points held in memory.
+    pub points: usize,
+    /// The newest point.
+    pub last: Option<crate::ring::Point>,
+}
+
+/// One series with its points, for `GET /api/v1/series/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesDetail {
+    /// The series.
+    #[serde(flatten)]
+    pub summary: SeriesSummary,
+    /// Points at or after the requested time, oldest first. `v` is null
+    /// where a counter reset left no rate.
+    pub data: Vec<crate::ring::Point>,
+}
+
+/// The newest value of every series, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Latest {
+    /// Sorted by series, so each family's series are together.
+    pub values: Vec<(crate::SeriesKey, f64)>,
 }

@@ -117,7 +117,9 @@ pub struct StoreHandle {
 
 impl std::fmt::Debug for StoreHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreHandle").field("path", &self.path).finish()
+        f.debug_struct("StoreHandle")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -496,11 +498,11 @@ impl Writer {
         let mut deleted = 0u64;
         deleted += self
             .conn
-            .execute("DELETE FROM rollup_1m WHERE minute_ms < ?1", [cutoff])? as u64;
-        deleted += self.conn.execute(
-            "DELETE FROM actions WHERE at_ms < ?1",
-            [cutoff],
-        )? as u64;
+            .execute("DELETE FROM rollup_1m WHERE minute_ms < ?1", [cutoff])?
+            as u64;
+        deleted += self
+            .conn
+            .execute("DELETE FROM actions WHERE at_ms < ?1", [cutoff])? as u64;
         deleted += self.conn.execute(
             "DELETE FROM anomalies WHERE opened_ms < ?1 AND closed_ms IS NOT NULL
              AND id NOT IN (SELECT anomaly_id FROM actions WHERE anomaly_id IS NOT NULL)",
@@ -513,9 +515,11 @@ impl Writer {
             if file_size(&self.path) <= self.options.retention_max_size {
                 break;
             }
-            let minutes: i64 = self
-                .conn
-                .query_row("SELECT COUNT(DISTINCT minute_ms) FROM rollup_1m", [], |r| r.get(0))?;
+            let minutes: i64 = self.conn.query_row(
+                "SELECT COUNT(DISTINCT minute_ms) FROM rollup_1m",
+                [],
+                |r| r.get(0),
+            )?;
             if minutes <= 1 {
                 break;
             }
@@ -528,12 +532,13 @@ impl Writer {
             let Some(boundary) = boundary else { break };
             let n = self
                 .conn
-                .execute("DELETE FROM rollup_1m WHERE minute_ms <= ?1", [boundary])? as u64;
+                .execute("DELETE FROM rollup_1m WHERE minute_ms <= ?1", [boundary])?
+                as u64;
             deleted += n;
-            deleted += self.conn.execute(
-                "DELETE FROM actions WHERE at_ms <= ?1",
-                [boundary],
-            )? as u64;
+            deleted += self
+                .conn
+                .execute("DELETE FROM actions WHERE at_ms <= ?1", [boundary])?
+                as u64;
         }
         self.conn.execute(
             "DELETE FROM series WHERE id NOT IN (SELECT DISTINCT series_id FROM rollup_1m)",
@@ -586,7 +591,11 @@ pub struct MinutePoint {
 }
 
 /// Reads the per-minute history of one series since `since_ms`.
-pub fn minutes(conn: &Connection, series: &str, since_ms: i64) -> Result<Vec<MinutePoint>, rusqlite::Error> {
+pub fn minutes(
+    conn: &Connection,
+    series: &str,
+    since_ms: i64,
+) -> Result<Vec<MinutePoint>, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT r.minute_ms, r.count, r.resets, r.sum, r.min, r.max, r.last
          FROM rollup_1m r JOIN series s ON s.id = r.series_id

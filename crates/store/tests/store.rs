@@ -53,7 +53,9 @@ async fn observations_roll_up_per_minute_and_merge_across_restarts() {
 
     // A restart mid-minute adds to the minute, it does not overwrite it.
     let (store, thread) = open(&path, options(), clock).expect("reopen");
-    store.record(vec![obs("eth0", T0 + 4_000, 20.0)]).expect("record");
+    store
+        .record(vec![obs("eth0", T0 + 4_000, 20.0)])
+        .expect("record");
     store.flush().await.expect("flush");
     let points = store
         .query(|c| minutes(c, "host_net_rx_bytes_per_second/eth0", 0))
@@ -63,8 +65,14 @@ async fn observations_roll_up_per_minute_and_merge_across_restarts() {
     assert_eq!(points.len(), 2);
     let m0 = &points[0];
     assert_eq!((m0.minute_ms, m0.count, m0.resets), (T0, 3, 1));
-    assert_eq!((m0.mean, m0.min, m0.max, m0.last), (Some(20.0), Some(10.0), Some(30.0), Some(20.0)));
-    assert_eq!((points[1].minute_ms, points[1].last), (T0 + 60_000, Some(5.0)));
+    assert_eq!(
+        (m0.mean, m0.min, m0.max, m0.last),
+        (Some(20.0), Some(10.0), Some(30.0), Some(20.0))
+    );
+    assert_eq!(
+        (points[1].minute_ms, points[1].last),
+        (T0 + 60_000, Some(5.0))
+    );
     store.shutdown();
     assert!(thread.join_within(Duration::from_secs(5)));
 }
@@ -81,7 +89,10 @@ async fn retention_by_age_removes_old_minutes() {
     };
     let (store, thread) = open(&path, opts, clock.clone()).expect("open");
     store
-        .record(vec![obs("eth0", T0, 1.0), obs("eth0", T0 + 2 * 3_600_000, 2.0)])
+        .record(vec![
+            obs("eth0", T0, 1.0),
+            obs("eth0", T0 + 2 * 3_600_000, 2.0),
+        ])
         .expect("record");
     clock.advance(Duration::from_secs(2 * 3600 + 60));
     store.run_retention().expect("retention");
@@ -91,7 +102,10 @@ async fn retention_by_age_removes_old_minutes() {
         .await
         .expect("query")
         .expect("sql");
-    assert_eq!(points.iter().map(|p| p.minute_ms).collect::<Vec<_>>(), vec![T0 + 2 * 3_600_000]);
+    assert_eq!(
+        points.iter().map(|p| p.minute_ms).collect::<Vec<_>>(),
+        vec![T0 + 2 * 3_600_000]
+    );
     assert_eq!(store.status().retention_deleted_rows, 1);
     store.shutdown();
     assert!(thread.join_within(Duration::from_secs(5)));
@@ -143,7 +157,10 @@ fn a_database_from_a_newer_version_is_refused() {
     conn.pragma_update(None, "user_version", 999).expect("bump");
     drop(conn);
     let err = open_connection(&path).expect_err("too new");
-    assert!(matches!(err, StoreError::TooNew { found: 999, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::TooNew { found: 999, .. }),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,0 +1,177 @@
+//! `aegis run`: wires sources, pipeline, store and API together, and stops
+//! them in order.
+//!
+//! Shutdown: the cancellation token tells every task; the sources stop, the
+//! pipeline drains what is already in the channel, the API finishes its
+//! requests; all under the configured deadline. The store is flushed and
+//! closed last, so nothing accepted before the signal is lost.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aegis_collect::{run_polled, sink, HostSource, SourceHealth};
+use aegis_core::config::Config;
+use aegis_core::ring::RingBounds;
+use aegis_core::{Clock, SystemClock};
+use aegis_store::StoreOptions;
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::pipeline::{Pipeline, PipelineConfig};
+
+/// Where the agent keeps its files when the config does not say.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("aegis");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".local/state/aegis");
+    }
+    PathBuf::from("aegis-state")
+}
+
+/// The state directory and database path the config resolves to.
+pub fn resolve_paths(config: &Config) -> (PathBuf, PathBuf) {
+    let state_dir = config
+        .agent
+        .state_dir
+        .clone()
+        .unwrap_or_else(default_state_dir);
+    let db = config
+        .store
+        .path
+        .clone()
+        .unwrap_or_else(|| state_dir.join("aegis.db"));
+    (state_dir, db)
+}
+
+/// What a started agent tells its caller.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The address the API really listens on (port 0 resolved).
+    pub api: SocketAddr,
+}
+
+/// Runs the agent until `shutdown` fires. `on_started` is called once the
+/// API listens.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    on_started: impl FnOnce(Started),
+) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let (state_dir, db_path) = resolve_paths(&config);
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+
+    let (store, store_thread) = aegis_store::open(
+        &db_path,
+        StoreOptions {
+            flush_interval: config.store.flush_interval.0,
+            retention_max_age: config.store.retention_max_age.0,
+            retention_max_size: config.store.retention_max_size.0,
+            retention_interval: config.store.retention_interval.0,
+            queue_capacity: 1024,
+        },
+        Arc::clone(&clock),
+    )
+    .with_context(|| format!("opening the store {}", db_path.display()))?;
+
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("listening on {} (api.listen)", config.api.listen))?;
+    let api_addr = listener.local_addr().context("reading the API address")?;
+
+    let (sink, rx) = sink::channel(config.history.channel_capacity);
+    let host_health = SourceHealth::new("host");
+    let (pipeline, ends) = Pipeline::new(
+        rx,
+        sink.clone(),
+        store.clone(),
+        vec![host_health.clone()],
+        Arc::clone(&clock),
+        PipelineConfig {
+            bounds: RingBounds {
+                max_points: config.history.max_points_per_series,
+                max_age_ms: i64::try_from(config.history.max_age.0.as_millis()).unwrap_or(i64::MAX),
+            },
+            max_series: config.history.max_series,
+            interval: config.collect.interval.0,
+            publish_every: Duration::from_secs(1).min(config.collect.interval.0),
+        },
+    );
+
+    let tasks = TaskTracker::new();
+    let sources_stop = shutdown.child_token();
+    let host = HostSource::new(&config.collect.proc_root).excluding(
+        config.collect.exclude_interfaces.clone(),
+        config.collect.exclude_mountpoints.clone(),
+    );
+    tasks.spawn(run_polled(
+        host,
+        config.collect.interval.0,
+        Arc::clone(&clock),
+        sink,
+        host_health,
+        sources_stop,
+    ));
+    tasks.spawn(pipeline.run(shutdown.child_token()));
+
+    let registry = Arc::new(aegis_api::registry(
+        ends.status.clone(),
+        ends.latest.clone(),
+    ));
+    let state = aegis_api::AppState {
+        status: ends.status,
+        history: Arc::new(ends.history),
+        registry,
+        token: config.api.token.as_deref().map(Arc::from),
+        read_requires_token: config.api.read_requires_token,
+    };
+    let api_stop = shutdown.child_token();
+    tasks.spawn(async move {
+        let served =
+            aegis_api::serve(listener, state, async move { api_stop.cancelled().await }).await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "API server failed");
+        }
+    });
+    tasks.close();
+
+    tracing::info!(
+        api = %api_addr,
+        state_dir = %state_dir.display(),
+        db = %db_path.display(),
+        interval = %config.collect.interval,
+        "aegis running"
+    );
+    on_started(Started { api: api_addr });
+
+    shutdown.cancelled().await;
+    let deadline = config.agent.shutdown_timeout.0;
+    tracing::info!(deadline = ?deadline, "shutting down");
+    let started = clock.monotonic();
+    let finished = tokio::time::timeout(deadline, tasks.wait()).await.is_ok();
+    if !finished {
+        tracing::warn!("tasks did not stop within the deadline; closing the store anyway");
+    }
+    // The store goes last: everything the pipeline drained is committed.
+    store.shutdown();
+    let left = deadline.saturating_sub(clock.monotonic().saturating_sub(started));
+    let closed = tokio::task::spawn_blocking(move || {
+        store_thread.join_within(left.max(Duration::from_millis(500)))
+    })
+    .await
+    .unwrap_or(false);
+    if !finished || !closed {
+        anyhow::bail!(
+            "shutdown exceeded its deadline of {}",
+            config.agent.shutdown_timeout
+        );
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

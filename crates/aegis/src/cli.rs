@@ -1,0 +1,222 @@
+//! The command line: raw flags parsed by clap, then turned into a validated
+//! [`Config`] before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aegis_core::config::{Config, ConfigError, Interval, LogFormat, Problem};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for a configuration that cannot be used (EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Aegis Sentinel: a self-healing host agent.
+#[derive(Debug, Parser)]
+#[command(name = "aegis", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent (no config file needed).
+    Run(RunArgs),
+    /// Show what a running agent sees.
+    Status(StatusArgs),
+    /// Check a configuration file and point at every problem.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print a fully commented default configuration.
+    Init,
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Configuration file (TOML). Without it, the defaults apply.
+    #[arg(long, short, env = "AEGIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address for the API and dashboard (overrides api.listen).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// State directory (overrides agent.state_dir).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Collection interval, like 5s (overrides collect.interval).
+    #[arg(long)]
+    interval: Option<Interval>,
+    /// Log format (overrides log.format).
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
+    /// Log level or filter, like debug (overrides RUST_LOG and log.level).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    /// The agent's API, e.g. http://127.0.0.1:9477. Default: from --config,
+    /// else the default address.
+    #[arg(long, env = "AEGIS_URL")]
+    url: Option<String>,
+    /// Configuration file to take the API address and token from.
+    #[arg(long, short, env = "AEGIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Bearer token, when the API needs one for reads.
+    #[arg(long, env = "AEGIS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the raw status as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Status(args) => {
+            crate::client::status(args.url, args.config, args.token, args.json)
+        }
+        Command::CheckConfig { file } => match Config::from_file(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Init => {
+            print!("{}", aegis_core::config::DEFAULT_TOML);
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("aegis {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Loads the file (if any) and applies the flags, then validates the result.
+fn config_for_run(args: &RunArgs) -> Result<Config, ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.api.listen = listen;
+    }
+    if let Some(dir) = &args.state_dir {
+        config.agent.state_dir = Some(dir.clone());
+    }
+    if let Some(interval) = args.interval {
+        config.collect.interval = interval;
+    }
+    if let Some(format) = args.log_format {
+        config.log.format = match format {
+            LogFormatArg::Auto => LogFormat::Auto,
+            LogFormatArg::Json => LogFormat::Json,
+            LogFormatArg::Text => LogFormat::Text,
+        };
+    }
+    // Flags can make a valid file invalid (a public --listen without a token).
+    let problems = config.validate();
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError {
+            file: args.config.clone(),
+            problems: problems
+                .into_iter()
+                .map(|(field, message)| Problem {
+                    line: None,
+                    column: None,
+                    field,
+                    message,
+                })
+                .collect(),
+        })
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let config = match config_for_run(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: the agent cannot start with this configuration\n{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(e) = crate::logging::init(
+        config.log.format,
+        &config.log.level,
+        args.log_level.as_deref(),
+    ) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    // One thread runs every task; SQLite has its own. A host agent should be
+    // light, and nothing here needs parallel CPU.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+        let result = crate::agent::run(config, shutdown.clone(), |_| {}).await;
+        signals.abort();
+        result
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "aegis stopped with an error");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            tracing::error!("cannot install signal handlers; stop the agent with SIGKILL");
+            return;
+        }
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+        _ = shutdown.cancelled() => return,
+    };
+    tracing::info!(signal = name, "signal received");
+    shutdown.cancel();
+}

@@ -1,0 +1,220 @@
+//! `aegis status`: reads a running agent's API and prints a summary people
+//! can read at a glance (or the raw JSON for scripts).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use aegis_core::config::Config;
+use aegis_core::status::{SeriesSummary, Status};
+use anyhow::Context;
+
+/// Runs the command.
+pub fn status(
+    url: Option<String>,
+    config: Option<PathBuf>,
+    token: Option<String>,
+    json: bool,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fetch_and_print(url, config, token, json)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn fetch_and_print(
+    url: Option<String>,
+    config: Option<PathBuf>,
+    token: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let file = match &config {
+        Some(path) => Some(Config::from_file(path)?),
+        None => None,
+    };
+    let base = match (url, &file) {
+        (Some(u), _) => u.trim_end_matches('/').to_string(),
+        (None, Some(c)) => format!("http://{}", c.api.listen),
+        (None, None) => format!("http://{}", aegis_core::config::DEFAULT_LISTEN),
+    };
+    let token = token.or_else(|| file.and_then(|c| c.api.token));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("building the HTTP client")?;
+    let get = |path: &str| {
+        let mut req = client.get(format!("{base}{path}"));
+        if let Some(t) = &token {
+            req = req.bearer_auth(t);
+        }
+        req
+    };
+    let response = get("/api/v1/status")
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the agent at {base} (is `aegis run` running?)"))?;
+    let code = response.status();
+    let body = response.text().await.context("reading the status")?;
+    if !code.is_success() {
+        anyhow::bail!("{base}/api/v1/status answered {code}: {body}");
+    }
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let status: Status = serde_json::from_str(&body)
+        .context("the agent's status is not what this version expects")?;
+    let series: Vec<SeriesSummary> = match get("/api/v1/series").send().await {
+        Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    print!("{}", render(&base, &status, &series));
+    Ok(())
+}
+
+fn last(series: &[SeriesSummary], name: &str) -> Option<f64> {
+    series
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| s.last)
+        .and_then(|p| p.value)
+}
+
+fn family<'a>(
+    series: &'a [SeriesSummary],
+    family: &'a str,
+) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+    series
+        .iter()
+        .filter(move |s| s.family == family)
+        .filter_map(|s| Some((s.instance.as_deref()?, s.last?.value?)))
+}
+
+/// Bytes in binary units.
+pub fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b;
+    let mut unit = 0;
+    while v.abs() >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn ago(now_ms: i64, then_ms: Option<i64>) -> String {
+    match then_ms {
+        None => "never".to_string(),
+        Some(t) => format!("{:.1}s ago", (now_ms - t).max(0) as f64 / 1000.0),
+    }
+}
+
+/// The readable summary.
+pub fn render(base: &str, s: &Status, series: &[SeriesSummary]) -> String {
+    let mut o = String::new();
+    let up = Duration::from_secs(s.uptime_seconds as u64);
+    let _ = writeln!(
+        o,
+        "Aegis Sentinel {}: up {}, collecting every {}s, API {base}",
+        s.version,
+        humantime::format_duration(up),
+        s.interval_seconds
+    );
+    let _ = writeln!(o, "\nSources");
+    for src in &s.sources {
+        let _ = writeln!(
+            o,
+            "  {:<8} {:<11} last {} ({:.1} ms, {} observations), {} errors in {} collections{}",
+            src.name,
+            format!("{:?}", src.state).to_lowercase(),
+            ago(s.updated_ms, src.last_collection_ms),
+            src.last_duration_ms.unwrap_or(0.0),
+            src.last_observations,
+            src.errors,
+            src.collections,
+            src.last_error
+                .as_deref()
+                .map(|e| format!("; last: {e}"))
+                .unwrap_or_default(),
+        );
+    }
+    let _ = writeln!(o, "\nHost");
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+    let _ = writeln!(
+        o,
+        "  cpu {}   memory {} ({} available)   swap {}   load {} {} {}",
+        pct(last(series, "host_cpu_usage_ratio")),
+        pct(last(series, "host_memory_used_ratio")),
+        last(series, "host_memory_available_bytes").map_or("-".to_string(), human_bytes),
+        pct(last(series, "host_swap_used_ratio")),
+        last(series, "host_load1").map_or("-".to_string(), |v| format!("{v:.2}")),
+        last(series, "host_load5").map_or("-".to_string(), |v| format!("{v:.2}")),
+        last(series, "host_load15").map_or("-".to_string(), |v| format!("{v:.2}")),
+    );
+    for (mount, used) in family(series, "host_filesystem_used_ratio") {
+        let _ = writeln!(o, "  filesystem {mount:<24} {:>6} used", pct(Some(used)));
+    }
+    for (dev, read) in family(series, "host_disk_read_bytes_per_second") {
+        let write = last(series, &format!("host_disk_write_bytes_per_second/{dev}")).unwrap_or(0.0);
+        let _ = writeln!(
+            o,
+            "  disk {dev:<10} read {}/s  write {}/s",
+            human_bytes(read),
+            human_bytes(write)
+        );
+    }
+    for (iface, rx) in family(series, "host_net_rx_bytes_per_second") {
+        let tx = last(series, &format!("host_net_tx_bytes_per_second/{iface}")).unwrap_or(0.0);
+        let _ = writeln!(
+            o,
+            "  net  {iface:<10} rx {}/s  tx {}/s",
+            human_bytes(rx),
+            human_bytes(tx)
+        );
+    }
+    let _ = writeln!(o, "\nPipeline");
+    let _ = writeln!(
+        o,
+        "  channel {}/{} ({} dropped)   {} observations received",
+        s.channel.len, s.channel.capacity, s.channel.dropped, s.observations_total
+    );
+    let _ = writeln!(
+        o,
+        "  history {} series (bound {}, {} refused), {} points (bound {} per series, {}s)",
+        s.history.series.len,
+        s.history.series.capacity,
+        s.history.series.dropped,
+        s.history.points.len,
+        s.history.max_points_per_series,
+        s.history.max_age_seconds
+    );
+    let _ = writeln!(o, "\nStore");
+    let _ = writeln!(
+        o,
+        "  {}  {}, last commit {}, {} write errors, {} dropped",
+        s.store.path,
+        human_bytes(s.store.size_bytes as f64),
+        ago(s.updated_ms, s.store.last_flush_ms),
+        s.store.write_errors,
+        s.store.queue.dropped
+    );
+    o
+}

@@ -1,0 +1,279 @@
+//! `/metrics`: everything is derived at scrape time from the snapshots the
+//! pipeline publishes (status and newest values), so there is no second set
+//! of counters to keep in step. Label values are bounded: source names,
+//! drop reasons and the instances of host series (CPUs, mounts, devices,
+//! interfaces), never free text.
+
+use std::sync::Arc;
+
+use aegis_core::status::{Latest, SourceState, Status};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use tokio::sync::watch;
+
+/// Prefix of every exported series.
+pub const PREFIX: &str = "aegis_";
+
+/// Encodes the agent's own health and the newest host values.
+#[derive(Debug)]
+pub struct AgentCollector {
+    status: watch::Receiver<Status>,
+    latest: watch::Receiver<Arc<Latest>>,
+}
+
+impl AgentCollector {
+    /// A collector reading the two snapshots.
+    pub fn new(status: watch::Receiver<Status>, latest: watch::Receiver<Arc<Latest>>) -> Self {
+        Self { status, latest }
+    }
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> Result<(), std::fmt::Error> {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(v).encode(m)
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    v: u64,
+) -> Result<(), std::fmt::Error> {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(v).encode(m)
+}
+
+/// A family with one label, one sample per (label value, value).
+fn labelled<'a, V: Copy + 'a>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, V)>,
+    mut write: impl FnMut(
+        prometheus_client::encoding::MetricEncoder<'_>,
+        V,
+    ) -> Result<(), std::fmt::Error>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    for (value, v) in samples {
+        let labels = [(label, value)];
+        write(m.encode_family(&labels)?, v)?;
+    }
+    Ok(())
+}
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.status.borrow().clone();
+        let latest = Arc::clone(&self.latest.borrow());
+        let e = &mut enc;
+
+        {
+            let m = e.encode_descriptor(
+                "aegis_build_info",
+                "Version of the running agent.",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [("version", s.version.as_str())];
+            let mut fam = m;
+            ConstGauge::new(1i64).encode(fam.encode_family(&labels)?)?;
+        }
+        gauge(
+            e,
+            "aegis_uptime_seconds",
+            "Seconds since the agent started.",
+            s.uptime_seconds,
+        )?;
+
+        let sources: Vec<(&str, &aegis_core::status::SourceStatus)> =
+            s.sources.iter().map(|x| (x.name.as_str(), x)).collect();
+        labelled(
+            e,
+            "aegis_source_up",
+            "1 when the source's last collection worked (fully or in part).",
+            MetricType::Gauge,
+            "source",
+            sources.iter().map(|(n, x)| {
+                (
+                    *n,
+                    u8::from(matches!(x.state, SourceState::Ok | SourceState::Degraded)),
+                )
+            }),
+            |m, v| ConstGauge::new(i64::from(v)).encode(m),
+        )?;
+        labelled(
+            e,
+            "aegis_source_collections",
+            "Collections run per source.",
+            MetricType::Counter,
+            "source",
+            sources.iter().map(|(n, x)| (*n, x.collections)),
+            |m, v| ConstCounter::new(v).encode(m),
+        )?;
+        labelled(
+            e,
+            "aegis_source_errors",
+            "Collections with an error per source.",
+            MetricType::Counter,
+            "source",
+            sources.iter().map(|(n, x)| (*n, x.errors)),
+            |m, v| ConstCounter::new(v).encode(m),
+        )?;
+        labelled(
+            e,
+            "aegis_source_last_duration_seconds",
+            "Duration of the source's last collection.",
+            MetricType::Gauge,
+            "source",
+            sources
+                .iter()
+                .map(|(n, x)| (*n, x.last_duration_ms.unwrap_or(0.0) / 1000.0)),
+            |m, v| ConstGauge::new(v).encode(m),
+        )?;
+        labelled(
+            e,
+            "aegis_source_last_collection_timestamp_seconds",
+            "When the source last collected (Unix seconds).",
+            MetricType::Gauge,
+            "source",
+            sources
+                .iter()
+                .map(|(n, x)| (*n, x.last_collection_ms.unwrap_or(0) as f64 / 1000.0)),
+            |m, v| ConstGauge::new(v).encode(m),
+        )?;
+
+        counter(
+            e,
+            "aegis_observations",
+            "Observations received by the pipeline.",
+            s.observations_total,
+        )?;
+        labelled(
+            e,
+            "aegis_observations_dropped",
+            "Observations dropped by a bound, by reason.",
+            MetricType::Counter,
+            "reason",
+            [
+                ("channel_full", s.channel.dropped),
+                ("series_limit", s.history.series.dropped),
+                ("store_queue_full", s.store.queue.dropped),
+            ],
+            |m, v| ConstCounter::new(v).encode(m),
+        )?;
+        labelled(
+            e,
+            "aegis_history_evicted",
+            "Points evicted from in-memory history, by reason.",
+            MetricType::Counter,
+            "reason",
+            [
+                ("ring_full", s.history.evicted_full),
+                ("age", s.history.evicted_age),
+            ],
+            |m, v| ConstCounter::new(v).encode(m),
+        )?;
+        gauge(
+            e,
+            "aegis_channel_length",
+            "Observations waiting in the channel.",
+            s.channel.len as f64,
+        )?;
+        gauge(
+            e,
+            "aegis_channel_capacity",
+            "Bound of the observation channel.",
+            s.channel.capacity as f64,
+        )?;
+        gauge(
+            e,
+            "aegis_history_series",
+            "Series held in memory.",
+            s.history.series.len as f64,
+        )?;
+        gauge(
+            e,
+            "aegis_history_series_limit",
+            "Bound on series held in memory.",
+            s.history.series.capacity as f64,
+        )?;
+        gauge(
+            e,
+            "aegis_history_points",
+            "Points held in memory.",
+            s.history.points.len as f64,
+        )?;
+        gauge(
+            e,
+            "aegis_history_points_limit",
+            "Bound on points held in memory.",
+            s.history.points.capacity as f64,
+        )?;
+        gauge(
+            e,
+            "aegis_store_size_bytes",
+            "Size of the SQLite file and its WAL.",
+            s.store.size_bytes as f64,
+        )?;
+        gauge(
+            e,
+            "aegis_store_queue_length",
+            "Commands waiting for the store thread.",
+            s.store.queue.len as f64,
+        )?;
+        counter(
+            e,
+            "aegis_store_write_errors",
+            "Failed store commits.",
+            s.store.write_errors,
+        )?;
+        counter(
+            e,
+            "aegis_store_retention_deleted_rows",
+            "Rows deleted by retention.",
+            s.store.retention_deleted_rows,
+        )?;
+        gauge(
+            e,
+            "aegis_store_last_flush_timestamp_seconds",
+            "Last successful store commit (Unix seconds).",
+            s.store.last_flush_ms.unwrap_or(0) as f64 / 1000.0,
+        )?;
+
+        // Newest value of every series, grouped by family.
+        let values = &latest.values;
+        let mut i = 0;
+        while i < values.len() {
+            let family = values[i].0.family();
+            let end = values[i..]
+                .iter()
+                .position(|(k, _)| k.family().name != family.name)
+                .map_or(values.len(), |p| i + p);
+            let name = format!("{PREFIX}{}", family.name);
+            let mut m = e.encode_descriptor(&name, family.help, None, MetricType::Gauge)?;
+            match family.label {
+                // An unlabelled family has exactly one series.
+                None => ConstGauge::new(values[i].1).encode(m)?,
+                Some(label) => {
+                    for (key, v) in &values[i..end] {
+                        let labels = [(label, key.instance_name().unwrap_or(""))];
+                        ConstGauge::new(*v).encode(m.encode_family(&labels)?)?;
+                    }
+                }
+            }
+            i = end;
+        }
+        Ok(())
+    }
+}
