@@ -186,9 +186,10 @@ impl Pipeline {
             return;
         }
         self.received += buf.len() as u64;
-        for obs in buf.iter() {
-            self.history.record(&obs.series, obs.at_ms, obs.reading);
-        }
+        // What the series bound refuses is shed here for the store too, so a
+        // label explosion cannot grow the database or its caches either.
+        let history = &mut self.history;
+        buf.retain(|obs| history.record(&obs.series, obs.at_ms, obs.reading));
         let batch = std::mem::replace(buf, Vec::with_capacity(BATCH));
         if let Err(e) = self.store.record(batch) {
             tracing::debug!(error = %e, "store did not take a batch");

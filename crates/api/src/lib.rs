@@ -161,18 +161,6 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_since;
-
-    #[test]
-    fn since_accepts_ms_and_durations() {
-        assert_eq!(parse_since("1700000000000", 0), Ok(1_700_000_000_000));
-        assert_eq!(parse_since("5m", 1_000_000), Ok(700_000));
-        assert!(parse_since("yesterday", 0).is_err());
-    }
-}
-
 /// Serves the API on `listener` until `shutdown` completes, then lets the
 /// requests in flight finish.
 pub async fn serve(
@@ -183,4 +171,16 @@ pub async fn serve(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn since_accepts_ms_and_durations() {
+        assert_eq!(parse_since("1700000000000", 0), Ok(1_700_000_000_000));
+        assert_eq!(parse_since("5m", 1_000_000), Ok(700_000));
+        assert!(parse_since("yesterday", 0).is_err());
+    }
 }

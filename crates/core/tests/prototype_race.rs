@@ -33,7 +33,7 @@ impl Counter {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        if self.rng % 50 == 0 {
+        if self.rng.is_multiple_of(50) {
             self.value = 0;
             self.resets.push(self.tick);
         } else {

@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use aegis_core::status::{BufferStatus, StoreStatus};
-use aegis_core::{Clock, Observation, Reading};
+use aegis_core::{Clock, Observation, Reading, SeriesKey};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use rusqlite;
@@ -307,14 +307,17 @@ struct Rollup {
 /// writer's memory whatever the input rate or the number of series.
 const MAX_PENDING: usize = 50_000;
 
+/// Most series ids cached by name before the cache is emptied.
+const MAX_SERIES_IDS: usize = 20_000;
+
 struct Writer {
     conn: Connection,
     path: PathBuf,
     options: StoreOptions,
     clock: Arc<dyn Clock>,
     stats: Arc<Stats>,
-    pending: HashMap<(String, i64), Rollup>,
-    series_ids: HashMap<String, i64>,
+    pending: HashMap<(SeriesKey, i64), Rollup>,
+    series_ids: HashMap<SeriesKey, i64>,
 }
 
 impl Writer {
@@ -363,7 +366,7 @@ impl Writer {
             let minute = obs.at_ms.div_euclid(60_000) * 60_000;
             let r = self
                 .pending
-                .entry((obs.series.to_string(), minute))
+                .entry((obs.series, minute))
                 .or_insert(Rollup {
                     count: 0,
                     resets: 0,
@@ -433,21 +436,22 @@ impl Writer {
                     max = CASE WHEN max IS NULL OR excluded.max > max THEN excluded.max ELSE max END,
                     last = COALESCE(excluded.last, last)",
             )?;
-            if self.series_ids.len() > 100_000 {
+            if self.series_ids.len() > MAX_SERIES_IDS {
                 self.series_ids.clear();
             }
-            for ((name, minute), r) in &self.pending {
-                let id = match self.series_ids.get(name) {
+            for ((series, minute), r) in &self.pending {
+                let id = match self.series_ids.get(series) {
                     Some(id) => *id,
                     None => {
-                        let id = match find.query_row([name], |row| row.get(0)).optional()? {
+                        let name = series.to_string();
+                        let id = match find.query_row([&name], |row| row.get(0)).optional()? {
                             Some(id) => id,
                             None => {
-                                insert.execute([name])?;
+                                insert.execute([&name])?;
                                 tx.last_insert_rowid()
                             }
                         };
-                        self.series_ids.insert(name.clone(), id);
+                        self.series_ids.insert(series.clone(), id);
                         id
                     }
                 };

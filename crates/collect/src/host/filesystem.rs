@@ -125,7 +125,7 @@ fn unescape(s: &str) -> String {
 pub(super) fn collect(text: &str, exclude: &[String], cycle: &mut Cycle<'_>) -> Result<(), String> {
     let mut failures = Vec::new();
     for mount in parse_mounts(text) {
-        if exclude.iter().any(|e| *e == mount.mountpoint) {
+        if exclude.contains(&mount.mountpoint) {
             continue;
         }
         let stat = match nix::sys::statvfs::statvfs(mount.mountpoint.as_str()) {

@@ -1,0 +1,337 @@
+//! The `aegis` binary as a user runs it: real process, real sockets on
+//! loopback, real SQLite file, real signals.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aegis");
+
+/// A running agent in its own HOME.
+struct Agent {
+    child: Child,
+    api: SocketAddr,
+    home: tempfile::TempDir,
+    logs: mpsc::Receiver<String>,
+}
+
+fn aegis(home: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd
+}
+
+impl Agent {
+    fn start(extra: &[&str]) -> Agent {
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut child = aegis(home.path())
+            .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn aegis");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let api = loop {
+            let line = logs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("agent did not log that it runs");
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == "aegis running" {
+                break v["api"].as_str().expect("api field").parse().expect("api address");
+            }
+        };
+        Agent { child, api, home, logs }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.api, path)
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let (code, body) = self.get(path);
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).expect("json body")
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), sig).expect("kill");
+    }
+
+    fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn db(&self) -> PathBuf {
+        self.home.path().join(".local/state/aegis/aegis.db")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    // Bodies may be chunked; tests only look inside them, so strip chunk sizes.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (code, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn series_names(agent: &Agent) -> Vec<String> {
+    agent
+        .json("/api/v1/series")
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|s| s["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn runs_on_defaults_and_shows_live_host_figures_within_two_intervals() {
+    let interval = Duration::from_secs(1);
+    let agent = Agent::start(&["--interval", "1s"]);
+    // Two collections give every gauge and the first rates; allow the
+    // publishing tick and a slow machine some slack on top.
+    let live = wait_until(2 * interval + Duration::from_millis(1500), || {
+        let names = series_names(&agent);
+        let metrics = agent.get("/metrics").1;
+        names.iter().any(|n| n == "host_cpu_usage_ratio")
+            && names.iter().any(|n| n == "host_memory_used_ratio")
+            && metrics.contains("aegis_host_cpu_usage_ratio ")
+    });
+    assert!(live, "host figures missing: {:?}", series_names(&agent));
+
+    let status = agent.json("/api/v1/status");
+    assert_eq!(status["sources"][0]["name"], "host");
+    assert_eq!(status["sources"][0]["state"], "ok");
+    assert!(status["observations_total"].as_u64().unwrap_or(0) > 0);
+    assert!(status["store"]["path"].as_str().unwrap_or("").ends_with(".local/state/aegis/aegis.db"));
+
+    let (code, metrics) = agent.get("/metrics");
+    assert_eq!(code, 200);
+    for needle in [
+        "aegis_host_cpu_usage_ratio ",
+        "aegis_host_memory_used_ratio ",
+        "aegis_host_load1 ",
+        "aegis_host_filesystem_used_ratio{mountpoint=\"/\"}",
+        "aegis_source_up{source=\"host\"} 1",
+        "aegis_observations_dropped_total{reason=\"channel_full\"} 0",
+    ] {
+        assert!(metrics.contains(needle), "/metrics lacks {needle}");
+    }
+
+    let series = agent.json("/api/v1/series/host_memory_used_ratio?since=1m");
+    let v = series["data"][0]["v"].as_f64().expect("a value");
+    assert!((0.0..=1.0).contains(&v));
+    let (code, body) = agent.get("/api/v1/series/no_such_series");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = agent.get("/api/v1/series/host_load1?since=yesterday");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("since"), "{body}");
+
+    let out = aegis(agent.home.path())
+        .args(["status", "--url", &format!("http://{}", agent.api)])
+        .output()
+        .expect("aegis status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("host     ok"), "{text}");
+    assert!(text.contains("cpu ") && text.contains("% ") && text.contains("memory "), "{text}");
+    assert!(agent.db().exists());
+
+    let out = aegis(agent.home.path())
+        .args(["status", "--json", "--url", &format!("http://{}", agent.api)])
+        .output()
+        .expect("aegis status --json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json status");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn sigterm_stops_within_the_deadline_with_exit_0_and_flushes_the_store() {
+    let mut agent = Agent::start(&["--interval", "200ms"]);
+    assert!(wait_until(Duration::from_secs(5), || {
+        agent.json("/api/v1/status")["observations_total"].as_u64().unwrap_or(0) > 50
+    }));
+    let sent = Instant::now();
+    agent.signal(Signal::SIGTERM);
+    // The default deadline is 5s.
+    let status = agent.wait(Duration::from_secs(5)).expect("agent still running 5s after SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    eprintln!("stopped {:?} after SIGTERM", sent.elapsed());
+    let conn = rusqlite::Connection::open(agent.db()).expect("open db");
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM rollup_1m", [], |r| r.get(0)).expect("count");
+    assert!(rows > 0, "nothing was stored");
+    let logs: Vec<String> = agent.logs.try_iter().collect();
+    assert!(logs.iter().any(|l| l.contains("\"stopped\"")), "{logs:?}");
+}
+
+#[test]
+fn sigkill_mid_write_leaves_a_database_that_passes_integrity_check() {
+    for round in 0..3u64 {
+        let home = tempfile::tempdir().expect("tempdir");
+        let config = home.path().join("aegis.toml");
+        std::fs::write(
+            &config,
+            "[collect]\ninterval = \"100ms\"\n[store]\nflush_interval = \"100ms\"\nretention_interval = \"1s\"\n",
+        )
+        .expect("config");
+        let mut agent = Agent::start(&["--config", config.to_str().expect("utf8 path")]);
+        // Let it write for a while, killing at a different point each round.
+        std::thread::sleep(Duration::from_millis(1200 + 170 * round));
+        agent.signal(Signal::SIGKILL);
+        agent.wait(Duration::from_secs(5)).expect("killed");
+        let conn = rusqlite::Connection::open(agent.db()).expect("open db after SIGKILL");
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
+        assert_eq!(check, "ok", "round {round}");
+        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM rollup_1m", [], |r| r.get(0)).expect("count");
+        assert!(rows > 0, "round {round}: the commits before the kill were lost");
+    }
+}
+
+const BAD: &str = "\
+[collect]
+intervall = \"5s\"
+
+[history]
+max_series = \"many\"
+
+[store]
+flush_interval = \"10 parsecs\"
+";
+
+#[test]
+fn check_config_names_each_problem_with_its_line_and_run_refuses_with_the_same_message() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let file = home.path().join("bad.toml");
+    std::fs::write(&file, BAD).expect("write");
+    let path = file.to_str().expect("utf8 path");
+
+    let check = aegis(home.path()).args(["check-config", path]).output().expect("check-config");
+    assert_eq!(check.status.code(), Some(78));
+    let report = String::from_utf8_lossy(&check.stderr).to_string();
+    for expected in [
+        format!("{path}:2:1: `collect.intervall`: unknown field `intervall`"),
+        format!("{path}:5:14: `history.max_series`: invalid type: string \"many\""),
+        format!("{path}:8:18: `store.flush_interval`: invalid duration \"10 parsecs\""),
+    ] {
+        assert!(report.contains(&expected), "missing {expected:?} in:\n{report}");
+    }
+
+    let run = aegis(home.path()).args(["run", "--config", path]).output().expect("run");
+    assert_eq!(run.status.code(), Some(78));
+    let refused = String::from_utf8_lossy(&run.stderr);
+    assert!(refused.contains(report.trim()), "run said:\n{refused}\ncheck-config said:\n{report}");
+}
+
+#[test]
+fn init_prints_a_config_that_checks_ok() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = aegis(home.path()).arg("init").output().expect("init");
+    assert!(out.status.success());
+    let file = home.path().join("aegis.toml");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let check = aegis(home.path())
+        .args(["check-config", file.to_str().expect("utf8")])
+        .output()
+        .expect("check");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}
+
+#[test]
+fn a_public_listen_address_without_a_token_is_refused() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = aegis(home.path())
+        .args(["run", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("api.listen"));
+}
+
+#[test]
+fn status_says_clearly_when_no_agent_answers() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // A port nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let out = aegis(home.path())
+        .args(["status", "--url", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .expect("status");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach the agent"), "{err}");
+}
+
+#[test]
+fn version_prints_the_version() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = aegis(home.path()).arg("version").output().expect("version");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("aegis {}", env!("CARGO_PKG_VERSION")));
+}

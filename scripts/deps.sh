@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# What the test suite needs from the machine, installed only when missing.
+# Sourced by scripts/test.sh and .ci/run.
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root, or install them)" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_test_dependencies() {
+  # SQLite is compiled in (bundled); the C compiler builds it.
+  command -v cc >/dev/null || apt_install gcc libc6-dev
+  apt_install pkg-config
+}
