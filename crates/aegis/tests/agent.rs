@@ -55,10 +55,19 @@ impl Agent {
                 .expect("agent did not log that it runs");
             let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if v["message"] == "aegis running" {
-                break v["api"].as_str().expect("api field").parse().expect("api address");
+                break v["api"]
+                    .as_str()
+                    .expect("api field")
+                    .parse()
+                    .expect("api address");
             }
         };
-        Agent { child, api, home, logs }
+        Agent {
+            child,
+            api,
+            home,
+            logs,
+        }
     }
 
     fn get(&self, path: &str) -> (u16, String) {
@@ -100,14 +109,26 @@ impl Drop for Agent {
 
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read");
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     // Bodies may be chunked; tests only look inside them, so strip chunk sizes.
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -168,7 +189,10 @@ fn runs_on_defaults_and_shows_live_host_figures_within_two_intervals() {
     assert_eq!(status["sources"][0]["name"], "host");
     assert_eq!(status["sources"][0]["state"], "ok");
     assert!(status["observations_total"].as_u64().unwrap_or(0) > 0);
-    assert!(status["store"]["path"].as_str().unwrap_or("").ends_with(".local/state/aegis/aegis.db"));
+    assert!(status["store"]["path"]
+        .as_str()
+        .unwrap_or("")
+        .ends_with(".local/state/aegis/aegis.db"));
 
     let (code, metrics) = agent.get("/metrics");
     assert_eq!(code, 200);
@@ -197,13 +221,25 @@ fn runs_on_defaults_and_shows_live_host_figures_within_two_intervals() {
         .output()
         .expect("aegis status");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("host     ok"), "{text}");
-    assert!(text.contains("cpu ") && text.contains("% ") && text.contains("memory "), "{text}");
+    assert!(
+        text.contains("cpu ") && text.contains("% ") && text.contains("memory "),
+        "{text}"
+    );
     assert!(agent.db().exists());
 
     let out = aegis(agent.home.path())
-        .args(["status", "--json", "--url", &format!("http://{}", agent.api)])
+        .args([
+            "status",
+            "--json",
+            "--url",
+            &format!("http://{}", agent.api),
+        ])
         .output()
         .expect("aegis status --json");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json status");
@@ -214,16 +250,23 @@ fn runs_on_defaults_and_shows_live_host_figures_within_two_intervals() {
 fn sigterm_stops_within_the_deadline_with_exit_0_and_flushes_the_store() {
     let mut agent = Agent::start(&["--interval", "200ms"]);
     assert!(wait_until(Duration::from_secs(5), || {
-        agent.json("/api/v1/status")["observations_total"].as_u64().unwrap_or(0) > 50
+        agent.json("/api/v1/status")["observations_total"]
+            .as_u64()
+            .unwrap_or(0)
+            > 50
     }));
     let sent = Instant::now();
     agent.signal(Signal::SIGTERM);
     // The default deadline is 5s.
-    let status = agent.wait(Duration::from_secs(5)).expect("agent still running 5s after SIGTERM");
+    let status = agent
+        .wait(Duration::from_secs(5))
+        .expect("agent still running 5s after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
     eprintln!("stopped {:?} after SIGTERM", sent.elapsed());
     let conn = rusqlite::Connection::open(agent.db()).expect("open db");
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM rollup_1m", [], |r| r.get(0)).expect("count");
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM rollup_1m", [], |r| r.get(0))
+        .expect("count");
     assert!(rows > 0, "nothing was stored");
     let logs: Vec<String> = agent.logs.try_iter().collect();
     assert!(logs.iter().any(|l| l.contains("\"stopped\"")), "{logs:?}");
@@ -245,10 +288,17 @@ fn sigkill_mid_write_leaves_a_database_that_passes_integrity_check() {
         agent.signal(Signal::SIGKILL);
         agent.wait(Duration::from_secs(5)).expect("killed");
         let conn = rusqlite::Connection::open(agent.db()).expect("open db after SIGKILL");
-        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity_check");
         assert_eq!(check, "ok", "round {round}");
-        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM rollup_1m", [], |r| r.get(0)).expect("count");
-        assert!(rows > 0, "round {round}: the commits before the kill were lost");
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM rollup_1m", [], |r| r.get(0))
+            .expect("count");
+        assert!(
+            rows > 0,
+            "round {round}: the commits before the kill were lost"
+        );
     }
 }
 
@@ -270,7 +320,10 @@ fn check_config_names_each_problem_with_its_line_and_run_refuses_with_the_same_m
     std::fs::write(&file, BAD).expect("write");
     let path = file.to_str().expect("utf8 path");
 
-    let check = aegis(home.path()).args(["check-config", path]).output().expect("check-config");
+    let check = aegis(home.path())
+        .args(["check-config", path])
+        .output()
+        .expect("check-config");
     assert_eq!(check.status.code(), Some(78));
     let report = String::from_utf8_lossy(&check.stderr).to_string();
     for expected in [
@@ -278,13 +331,22 @@ fn check_config_names_each_problem_with_its_line_and_run_refuses_with_the_same_m
         format!("{path}:5:14: `history.max_series`: invalid type: string \"many\""),
         format!("{path}:8:18: `store.flush_interval`: invalid duration \"10 parsecs\""),
     ] {
-        assert!(report.contains(&expected), "missing {expected:?} in:\n{report}");
+        assert!(
+            report.contains(&expected),
+            "missing {expected:?} in:\n{report}"
+        );
     }
 
-    let run = aegis(home.path()).args(["run", "--config", path]).output().expect("run");
+    let run = aegis(home.path())
+        .args(["run", "--config", path])
+        .output()
+        .expect("run");
     assert_eq!(run.status.code(), Some(78));
     let refused = String::from_utf8_lossy(&run.stderr);
-    assert!(refused.contains(report.trim()), "run said:\n{refused}\ncheck-config said:\n{report}");
+    assert!(
+        refused.contains(report.trim()),
+        "run said:\n{refused}\ncheck-config said:\n{report}"
+    );
 }
 
 #[test]
@@ -298,7 +360,11 @@ fn init_prints_a_config_that_checks_ok() {
         .args(["check-config", file.to_str().expect("utf8")])
         .output()
         .expect("check");
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 #[test]
@@ -333,5 +399,8 @@ fn status_says_clearly_when_no_agent_answers() {
 fn version_prints_the_version() {
     let home = tempfile::tempdir().expect("tempdir");
     let out = aegis(home.path()).arg("version").output().expect("version");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("aegis {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("aegis {}", env!("CARGO_PKG_VERSION"))
+    );
 }

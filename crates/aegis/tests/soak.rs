@@ -45,7 +45,10 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_bounds_hold_and_memory_stays_flat() {
-    let secs: u64 = std::env::var("AEGIS_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let secs: u64 = std::env::var("AEGIS_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let duration = Duration::from_secs(secs);
     let dir = tempfile::tempdir().expect("tempdir");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
@@ -92,7 +95,9 @@ async fn soak_bounds_hold_and_memory_stays_flat() {
         let stop = producer_stop.clone();
         let t0 = clock.wall_ms();
         tokio::spawn(async move {
-            let steady: Vec<SeriesKey> = (0..4_000).map(|i| SeriesKey::instance(&SOAK, format!("s{i}"))).collect();
+            let steady: Vec<SeriesKey> = (0..4_000)
+                .map(|i| SeriesKey::instance(&SOAK, format!("s{i}")))
+                .collect();
             let mut produced: u64 = 0;
             while !stop.is_cancelled() {
                 for _ in 0..1024 {
@@ -101,7 +106,11 @@ async fn soak_bounds_hold_and_memory_stays_flat() {
                     } else {
                         steady[(produced % steady.len() as u64) as usize].clone()
                     };
-                    tx.send(Observation::value(series, t0 + (produced / 64) as i64, produced as f64));
+                    tx.send(Observation::value(
+                        series,
+                        t0 + (produced / 64) as i64,
+                        produced as f64,
+                    ));
                     produced += 1;
                 }
                 tokio::task::yield_now().await;
@@ -133,7 +142,10 @@ async fn soak_bounds_hold_and_memory_stays_flat() {
     // Every ring within its bound, checked series by series.
     let list = ends.history.list().await.expect("list");
     assert!(list.len() <= MAX_SERIES);
-    assert!(list.iter().all(|s| s.points <= MAX_POINTS), "a ring exceeded its bound");
+    assert!(
+        list.iter().all(|s| s.points <= MAX_POINTS),
+        "a ring exceeded its bound"
+    );
     cancel.cancel();
     pipeline_task.await.expect("pipeline");
     let status = ends.status.borrow().clone();
@@ -143,11 +155,24 @@ async fn soak_bounds_hold_and_memory_stays_flat() {
     // Accounting: every observation produced was either accepted or counted as shed.
     assert_eq!(tx.sent() + tx.dropped(), produced);
     let received = status.observations_total;
-    assert_eq!(received, tx.sent(), "accepted observations all reached the pipeline");
+    assert_eq!(
+        received,
+        tx.sent(),
+        "accepted observations all reached the pipeline"
+    );
     let rate = received as f64 / elapsed;
-    assert!(status.history.series.dropped > 0, "the series bound never acted");
-    assert!(status.history.evicted_full > 0, "the count bound of the rings never acted");
-    assert!(status.history.evicted_age > 0, "the age bound of the rings never acted");
+    assert!(
+        status.history.series.dropped > 0,
+        "the series bound never acted"
+    );
+    assert!(
+        status.history.evicted_full > 0,
+        "the count bound of the rings never acted"
+    );
+    assert!(
+        status.history.evicted_age > 0,
+        "the age bound of the rings never acted"
+    );
 
     // Flat memory: after the first quarter (allocator and rings at their
     // bounds), RSS may not keep climbing.
@@ -169,9 +194,15 @@ async fn soak_bounds_hold_and_memory_stays_flat() {
     );
     eprintln!("{report}");
     if let Ok(path) = std::env::var("AEGIS_SOAK_REPORT") {
-        let _ = std::fs::write(path, format!("{report}\nRSS samples (s, KiB): {samples:?}\n"));
+        let _ = std::fs::write(
+            path,
+            format!("{report}\nRSS samples (s, KiB): {samples:?}\n"),
+        );
     }
-    assert!(rate >= 100.0 * NORMAL_RATE, "sustained only {rate:.0} observations/s");
+    assert!(
+        rate >= 100.0 * NORMAL_RATE,
+        "sustained only {rate:.0} observations/s"
+    );
     assert!(
         peak <= warm + warm / 5 + 16 * 1024,
         "RSS grew from {warm} KiB after warm-up to {peak} KiB"

@@ -364,18 +364,15 @@ impl Writer {
     fn fold(&mut self, batch: Vec<Observation>) {
         for obs in batch {
             let minute = obs.at_ms.div_euclid(60_000) * 60_000;
-            let r = self
-                .pending
-                .entry((obs.series, minute))
-                .or_insert(Rollup {
-                    count: 0,
-                    resets: 0,
-                    sum: 0.0,
-                    min: None,
-                    max: None,
-                    last: None,
-                    last_at: i64::MIN,
-                });
+            let r = self.pending.entry((obs.series, minute)).or_insert(Rollup {
+                count: 0,
+                resets: 0,
+                sum: 0.0,
+                min: None,
+                max: None,
+                last: None,
+                last_at: i64::MIN,
+            });
             match obs.reading {
                 Reading::Value(v) if v.is_finite() => {
                     r.count += 1;
