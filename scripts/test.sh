@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, after installing and starting what the
 # tests need. Safe to run again: what is installed or running is reused.
+# Ends with one line that totals every test binary: "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,4 +9,10 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_test_dependencies
 
-cargo test --workspace "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
