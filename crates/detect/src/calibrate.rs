@@ -37,10 +37,18 @@ impl Prior {
 
 /// Excursions above a level that are discounted before the level's
 /// learned rate counts.
-const SUPPORT: f64 = 2.0;
+const SUPPORT: f64 = 10.0;
+
+/// Excesses over this level teach the tail's shape.
+const SHAPE_LEVEL: f64 = 3.0;
+
+/// Weight of the prior shape, in excesses.
+const SHAPE_PRIOR: f64 = 20.0;
 
 /// Levels at which up-crossings are counted.
-const GRID: [f64; 12] = [2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0];
+const GRID: [f64; 16] = [
+    2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0, 50.0,
+];
 
 /// Estimates `P(stat >= t)` per observation for one statistic of one series.
 #[derive(Debug, Clone)]
@@ -56,6 +64,10 @@ pub struct TailCalibrator {
     prior_weight: f64,
     /// Multiplier applied to counts at each observation.
     keep: f64,
+    /// Excesses over SHAPE_LEVEL seen (with forgetting), and the sum of
+    /// their log-ratios (z-like) or differences (CUSUM).
+    excess_n: f64,
+    excess_sum: f64,
 }
 
 impl TailCalibrator {
@@ -69,6 +81,8 @@ impl TailCalibrator {
             above: [false; GRID.len()],
             prior_weight: 2_000.0,
             keep: 0.5f64.powf(1.0 / memory.max(1.0)),
+            excess_n: 0.0,
+            excess_sum: 0.0,
         }
     }
 
@@ -127,29 +141,50 @@ impl TailCalibrator {
                 .exp()
                 .clamp(f64::MIN_POSITIVE, 1.0);
         }
-        let extrapolated = match levels.len() {
-            1 => top_p * self.prior.tail(stat) / self.prior.tail(top),
-            len => {
-                let (t0, p0) = levels[len - 2];
-                match self.prior {
-                    Prior::Exponential => {
-                        let slope = ((top_p.ln() - p0.ln()) / (top - t0)).min(-0.25);
-                        (top_p.ln() + slope * (stat - top)).exp()
-                    }
-                    Prior::Gaussian | Prior::GaussianUpper => {
-                        let slope = ((top_p.ln() - p0.ln()) / (top.ln() - t0.ln())).min(-1.5);
-                        (top_p.ln() + slope * (stat.ln() - top.ln())).exp()
-                    }
-                }
-            }
+        // Beyond the top supported level the tail's shape comes from the
+        // excesses over SHAPE_LEVEL: Hill's estimator (a power law) for
+        // z-like statistics, the mean excess (an exponential) for CUSUMs.
+        let shape = self.shape();
+        let extrapolated = match self.prior {
+            Prior::Exponential => top_p * (-(stat - top) / shape).exp(),
+            Prior::Gaussian | Prior::GaussianUpper => top_p * (stat / top).powf(-1.0 / shape),
         };
         extrapolated.max(prior).clamp(f64::MIN_POSITIVE, 1.0)
     }
 
-    /// Learns from `stat`.
+    /// The tail shape: Hill's `xi` (z-like statistics) or the mean excess
+    /// (CUSUM statistics), shrunk towards the prior's own value and bounded.
+    fn shape(&self) -> f64 {
+        let (prior_shape, lo, hi) = match self.prior {
+            // A Gaussian's excesses over 3 have a Hill estimate near 0.08.
+            Prior::Gaussian | Prior::GaussianUpper => (0.08, 0.05, 0.6),
+            // exp(-t) has mean excess 1.
+            Prior::Exponential => (1.0, 0.5, 8.0),
+        };
+        let est = (self.excess_sum + SHAPE_PRIOR * prior_shape) / (self.excess_n + SHAPE_PRIOR);
+        est.clamp(lo, hi)
+    }
+
+    /// Learns from `stat`, including the shape of its tail.
     pub fn update(&mut self, stat: f64) {
+        self.learn(stat, true);
+    }
+
+    /// Learns from `stat`; the tail's shape only when `shape` is true (pass
+    /// false while the series is known to be anomalous, so an incident's
+    /// long excursion does not flatten the tail).
+    pub fn learn(&mut self, stat: f64, shape: bool) {
         if stat.is_nan() {
             return;
+        }
+        self.excess_n *= self.keep;
+        self.excess_sum *= self.keep;
+        if shape && stat > SHAPE_LEVEL {
+            self.excess_n += 1.0;
+            self.excess_sum += match self.prior {
+                Prior::Exponential => (stat - SHAPE_LEVEL).min(20.0),
+                Prior::Gaussian | Prior::GaussianUpper => (stat / SHAPE_LEVEL).ln().min(1.0),
+            };
         }
         self.total = self.total * self.keep + 1.0;
         for (i, &level) in GRID.iter().enumerate() {
@@ -164,8 +199,15 @@ impl TailCalibrator {
 
     /// Scores then learns: the p-value of `stat` before it was counted.
     pub fn observe(&mut self, stat: f64) -> f64 {
+        self.observe_with(stat, true)
+    }
+
+    /// Scores then learns, the tail's shape only when `shape` is true.
+    pub fn observe_with(&mut self, stat: f64, shape: bool) -> f64 {
         let p = self.p_value(stat);
-        self.update(stat);
+        // A value extreme by what is known so far does not teach the tail's
+        // shape: if such values recur, the up-crossing counts will learn them.
+        self.learn(stat, shape && p > 1e-6);
         p
     }
 }

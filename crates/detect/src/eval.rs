@@ -412,8 +412,9 @@ impl Counts {
     }
 }
 
-/// How late after an event's end an alert still counts as detecting it.
-pub const TOLERANCE: f64 = 15.0 * MINUTE;
+/// How late after an event's end an alert still belongs to it: the return
+/// to normal after a shift or a ramp is itself a change the detectors see.
+pub const TOLERANCE: f64 = 60.0 * MINUTE;
 
 /// Replays `series` through a detector with `config` and counts.
 pub fn score(series: &LabeledSeries, config: &SeriesConfig, alert: AlertConfig) -> Counts {

@@ -113,7 +113,7 @@ impl Default for SeriesConfig {
             huber: 3.0,
             cusum_k: 0.5,
             drift_horizon: 86_400.0,
-            variance_alpha: 0.05,
+            variance_alpha: 0.01,
             flat_min_run: 10,
             calibration_memory: 20_000.0,
             season_bins: 96,
@@ -319,6 +319,32 @@ impl Season {
     }
 }
 
+/// Scales a statistic by its own typical size on this series (root mean
+/// square while the series is normal), never below the size theory gives
+/// it (1). Autocorrelation and an imperfect baseline make the variance and
+/// drift statistics fluctuate more than their formulas say; measured against
+/// their own fluctuation they mean the same on every series.
+#[derive(Debug, Clone, Copy)]
+struct Norm {
+    mean_square: f64,
+}
+
+impl Default for Norm {
+    fn default() -> Self {
+        Self { mean_square: 1.0 }
+    }
+}
+
+impl Norm {
+    fn apply(&mut self, stat: f64, learn: bool) -> f64 {
+        let scaled = stat / self.mean_square.sqrt().max(1.0);
+        if learn {
+            self.mean_square += 0.001 * (stat.min(10.0).powi(2) - self.mean_square);
+        }
+        scaled
+    }
+}
+
 /// The ensemble for one series.
 #[derive(Debug, Clone)]
 pub struct SeriesDetector {
@@ -339,11 +365,19 @@ pub struct SeriesDetector {
     cusum_up: f64,
     cusum_down: f64,
     var_stat: f64,
+    var_slow: f64,
     run: u32,
     repeat_rate: f64,
     frozen: u32,
+    drift_seen: u32,
+    var_norm: Norm,
+    drift_norm: Norm,
     cal: [TailCalibrator; 6],
 }
+
+/// When the daily profile is judged: after two days, on the second day's
+/// residuals against a profile learned on the first.
+const SEASON_DECISION: f64 = 2.0 * 86_400.0;
 
 /// Observations after the warm-up before the shift and variance components
 /// judge: their statistics are autocorrelated, and their calibrators need
@@ -382,9 +416,13 @@ impl SeriesDetector {
             cusum_up: 0.0,
             cusum_down: 0.0,
             var_stat: 0.798,
+            var_slow: 0.798,
             run: 0,
             repeat_rate: 0.0,
             frozen: 0,
+            drift_seen: 0,
+            var_norm: Norm::default(),
+            drift_norm: Norm::default(),
         }
     }
 
@@ -454,11 +492,15 @@ impl SeriesDetector {
         let z = (y - forecast) / s;
         let dir = if z >= 0.0 { 1 } else { -1 };
 
-        if self.config.has(Component::Spike) {
-            let p = self.cal[0].observe(z.abs());
-            findings[0] = Some(self.finding(Component::Spike, p, z.abs(), dir, expected, x));
-        }
+        // The z-based components judge once their calibrators have seen
+        // this series' ordinary excursions.
         let settled = self.seen >= self.config.warmup + SETTLE;
+        if self.config.has(Component::Spike) {
+            let p = self.cal[0].observe_with(z.abs(), self.frozen == 0);
+            if settled {
+                findings[0] = Some(self.finding(Component::Spike, p, z.abs(), dir, expected, x));
+            }
+        }
         if self.config.has(Component::Shift) {
             let zc = z.clamp(-6.0, 6.0);
             let k = self.config.cusum_k;
@@ -469,45 +511,57 @@ impl SeriesDetector {
             } else {
                 (self.cusum_down, -1)
             };
-            let p = self.cal[1].observe(stat);
+            let p = self.cal[1].observe_with(stat, self.frozen == 0);
             if settled {
                 findings[1] = Some(self.finding(Component::Shift, p, stat, d, expected, x));
             }
         }
         if self.config.has(Component::Variance) {
-            // Mean absolute z-score, clipped: robust to single outliers (the
-            // spike component's business), sensitive to sustained spread.
+            // Short-term mean absolute z-score against its own long-term
+            // mean: robust to single outliers (the spike component's
+            // business), sensitive to sustained spread, and scale-free, so
+            // heavy-tailed series are not permanently "high variance".
             let a = self.config.variance_alpha;
-            self.var_stat += a * (z.abs().min(5.0) - self.var_stat);
-            // Under normal behaviour E|z| = 0.798 with variance 0.363; the
-            // EW mean's sd is sqrt(0.363 a / (2 - a)).
-            let sd = (0.363 * a / (2.0 - a)).sqrt();
-            let stat = (self.var_stat - 0.798) / sd;
-            let p = self.cal[3].observe(stat);
-            let ratio = (self.var_stat / 0.798).powi(2);
+            let clipped = z.abs().min(5.0);
+            self.var_stat += a * (clipped - self.var_stat);
+            self.var_slow += 0.001 * (clipped - self.var_slow);
+            // For Gaussian noise |z| has a coefficient of variation of 0.755;
+            // the EW mean's relative sd is that times sqrt(a / (2 - a)).
+            let rel_sd = 0.755 * (a / (2.0 - a)).sqrt();
+            let ratio = self.var_stat / self.var_slow.max(1e-9);
+            let stat = self
+                .var_norm
+                .apply((ratio - 1.0) / rel_sd, self.frozen == 0);
+            let p = self.cal[3].observe_with(stat, self.frozen == 0);
             if settled {
-                findings[3] = Some(self.finding(Component::Variance, p, ratio, 1, expected, x));
+                findings[3] =
+                    Some(self.finding(Component::Variance, p, ratio * ratio, 1, expected, x));
             }
         }
-        // Drift: the fast level against the slow one. It judges only once
-        // the slow level has seen its horizon and two days have passed,
-        // because before that a daily cycle cannot be told from a drift.
+
+        // Drift: the fast level against the slow one. Only once the
+        // seasonality decision is made (two days), since before that a daily
+        // cycle cannot be told from a drift, and after its calibrator has
+        // seen the series settle.
         let elapsed = t - self.first_t;
         if self.config.has(Component::Drift)
-            && elapsed >= self.config.drift_horizon.max(2.0 * 86_400.0)
+            && elapsed >= self.config.drift_horizon.max(SEASON_DECISION)
         {
             let d = (self.base.level - self.slow.level) / s;
-            let p = self.cal[2].observe(d.abs() / 0.5);
-            let expected_slow = self.slow.level + season_offset;
-            findings[2] = Some(Finding {
-                component: Component::Drift,
-                p,
-                statistic: d.abs(),
-                direction: if d >= 0.0 { 1 } else { -1 },
-                expected: expected_slow,
-                actual: self.base.level + season_offset,
-                scale: s,
-            });
+            let stat = self.drift_norm.apply(d.abs() / 0.5, self.frozen == 0);
+            let p = self.cal[2].observe_with(stat, self.frozen == 0);
+            self.drift_seen = self.drift_seen.saturating_add(1);
+            if self.drift_seen > SETTLE {
+                findings[2] = Some(Finding {
+                    component: Component::Drift,
+                    p,
+                    statistic: d.abs(),
+                    direction: if d >= 0.0 { 1 } else { -1 },
+                    expected: self.slow.level + season_offset,
+                    actual: self.base.level + season_offset,
+                    scale: s,
+                });
+            }
         }
 
         // Flat-line: identical values on a series that seldom repeats.
@@ -645,6 +699,7 @@ impl SeriesDetector {
 
     fn learn_season(&mut self, x: f64, t: f64, learn: f64) {
         let b = self.season.bin(t);
+        let prior_offset = self.season.offset(t);
         let offset = x - self.season_level.level;
         let visits = self.season.visits[b];
         // Per bin: mean of its first visits, then exponential forgetting so
@@ -653,13 +708,18 @@ impl SeriesDetector {
         let current = f64::from(self.season.offsets[b]);
         self.season.offsets[b] = (current + w * (offset - current)) as f32;
         self.season.visits[b] = visits.saturating_add(1);
-        // Does the profile explain variance? Compare residuals with and without it.
-        if t - self.first_t >= 2.0 * 86_400.0 && self.season.visits[b] >= 3 {
-            let with = x - self.season_level.level - f64::from(self.season.offsets[b]);
+        // Does the profile explain variance? From the second day on, the
+        // profile learned so far predicts each new point before learning it;
+        // the decision is taken from the second day's end.
+        let elapsed = t - self.first_t;
+        if elapsed >= 86_400.0 {
+            let with = x - self.season_level.level - prior_offset;
             let without = x - self.season_level.level;
             let a = 0.002;
             self.season.var_with += a * (with * with - self.season.var_with);
             self.season.var_without += a * (without * without - self.season.var_without);
+        }
+        if elapsed >= SEASON_DECISION {
             let ratio = self.season.var_with / self.season.var_without.max(1e-300);
             let was = self.season.enabled;
             if !was && ratio < 0.5 {
@@ -669,7 +729,7 @@ impl SeriesDetector {
             }
             if was != self.season.enabled {
                 // The baseline now tracks a different quantity: restart it
-                // from the slow level and forget the shift statistic.
+                // and the slow level, and forget the shift statistic.
                 let off = if self.season.enabled {
                     self.season.offset(t)
                 } else {
@@ -679,6 +739,7 @@ impl SeriesDetector {
                 self.slow = Baseline::start(self.season_level.level, self.slow.scale);
                 self.cusum_up = 0.0;
                 self.cusum_down = 0.0;
+                self.drift_seen = 0;
             }
         }
     }
