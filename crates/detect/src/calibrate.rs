@@ -156,8 +156,9 @@ impl TailCalibrator {
     /// (CUSUM statistics), shrunk towards the prior's own value and bounded.
     fn shape(&self) -> f64 {
         let (prior_shape, lo, hi) = match self.prior {
-            // A Gaussian's excesses over 3 have a Hill estimate near 0.08.
-            Prior::Gaussian | Prior::GaussianUpper => (0.08, 0.05, 0.6),
+            // A Gaussian's excesses over 3 have a Hill estimate near 0.08,
+            // a t3's near 0.3: start between, cautious, and let data decide.
+            Prior::Gaussian | Prior::GaussianUpper => (0.12, 0.05, 0.6),
             // exp(-t) has mean excess 1.
             Prior::Exponential => (1.0, 0.5, 8.0),
         };

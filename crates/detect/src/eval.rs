@@ -205,19 +205,17 @@ fn build(
     // reference), one every 14-20 hours.
     if let Some(kind) = kind {
         let mut at = 1.5 * DAY + (rng.unit() * 6.0).floor() * HOUR;
-        while at < (days as f64 - 0.4) * DAY {
+        while at < (days as f64 - 1.0) * DAY {
             let (start, len) = match kind {
                 Kind::Spike | Kind::Dip => (at, (1.0 + (rng.unit() * 3.0).floor()) * MINUTE),
                 Kind::LevelShift => (at, (2.0 + rng.unit() * 2.0) * HOUR),
                 Kind::Ramp => (at, (3.0 + rng.unit() * 3.0) * HOUR),
                 Kind::VarianceBurst => (at, (1.0 + rng.unit()) * HOUR),
                 Kind::SeasonalInRange => {
-                    // At the night trough (03:00-05:00 here).
-                    let day_start = (at / DAY).floor() * DAY;
-                    (
-                        day_start + 3.0 * HOUR + (rng.unit() * 60.0).floor() * MINUTE,
-                        (1.0 + rng.unit()) * HOUR,
-                    )
+                    // In the trough of the next night (between 01:00 and
+                    // 05:00 here), at a different hour each time.
+                    let night = ((at / DAY).floor() + 1.0) * DAY;
+                    (night + (1.0 + rng.unit() * 3.0) * HOUR, (1.0 + rng.unit()) * HOUR)
                 }
                 Kind::Flatline => (at, (2.0 + rng.unit()) * HOUR),
                 Kind::Dropout => (at, (45.0 + (rng.unit() * 45.0).floor()) * MINUTE),
@@ -230,7 +228,7 @@ fn build(
                 start: T0 + start,
                 end: T0 + start + len - MINUTE,
             });
-            at += (14.0 + rng.unit() * 6.0) * HOUR;
+            at = at.max(start + len) + (14.0 + rng.unit() * 6.0) * HOUR;
         }
     }
     let shift_sign: Vec<f64> = events

@@ -339,7 +339,9 @@ impl Norm {
     fn apply(&mut self, stat: f64, learn: bool) -> f64 {
         let scaled = stat / self.mean_square.sqrt().max(1.0);
         if learn {
-            self.mean_square += 0.001 * (stat.min(10.0).powi(2) - self.mean_square);
+            // Clipped: the body of the distribution sets the size, so an
+            // incident that is never alerted on cannot inflate it.
+            self.mean_square += 0.001 * (stat.abs().min(3.0).powi(2) - self.mean_square);
         }
         scaled
     }
@@ -382,7 +384,7 @@ const SEASON_DECISION: f64 = 2.0 * 86_400.0;
 /// Observations after the warm-up before the shift and variance components
 /// judge: their statistics are autocorrelated, and their calibrators need
 /// to see some excursions of this series first.
-const SETTLE: u32 = 300;
+const SETTLE: u32 = 600;
 
 /// Observations in a row during which an anomalous series barely teaches its
 /// baseline; after that, what persists is taken as the new normal.
