@@ -2,7 +2,7 @@
 //! `cargo run --release -p aegis-detect --example trace -- NAME FROM_H TO_H`
 
 use aegis_detect::eval::generate;
-use aegis_detect::series::{SeriesConfig, SeriesDetector};
+use aegis_detect::series::{Component, SeriesConfig, SeriesDetector};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -15,7 +15,17 @@ fn main() {
     let Some(s) = all.iter().find(|s| &s.name == name) else {
         return;
     };
-    let mut det = SeriesDetector::new(SeriesConfig::default());
+    let config = match args.get(4).map(String::as_str) {
+        Some(only) => {
+            let c = Component::ALL
+                .into_iter()
+                .find(|c| c.as_str() == only)
+                .unwrap_or(Component::Spike);
+            SeriesConfig::default().only(&[c])
+        }
+        None => SeriesConfig::default(),
+    };
+    let mut det = SeriesDetector::new(config);
     for (&t, &x) in s.t.iter().zip(&s.x) {
         let a = det.assess(x, t);
         let h = (t - s.t[0]) / 3600.0;

@@ -215,7 +215,10 @@ fn build(
                     // In the trough of the next night (between 01:00 and
                     // 05:00 here), at a different hour each time.
                     let night = ((at / DAY).floor() + 1.0) * DAY;
-                    (night + (1.0 + rng.unit() * 3.0) * HOUR, (1.0 + rng.unit()) * HOUR)
+                    (
+                        night + (1.0 + rng.unit() * 3.0) * HOUR,
+                        (1.0 + rng.unit()) * HOUR,
+                    )
                 }
                 Kind::Flatline => (at, (2.0 + rng.unit()) * HOUR),
                 Kind::Dropout => (at, (45.0 + (rng.unit() * 45.0).floor()) * MINUTE),

@@ -113,7 +113,7 @@ impl Default for SeriesConfig {
             huber: 3.0,
             cusum_k: 0.5,
             drift_horizon: 86_400.0,
-            variance_alpha: 0.01,
+            variance_alpha: 0.005,
             flat_min_run: 10,
             calibration_memory: 20_000.0,
             season_bins: 96,
@@ -368,6 +368,7 @@ pub struct SeriesDetector {
     cusum_down: f64,
     var_stat: f64,
     var_slow: f64,
+    var_scale: f64,
     run: u32,
     repeat_rate: f64,
     frozen: u32,
@@ -419,6 +420,7 @@ impl SeriesDetector {
             cusum_down: 0.0,
             var_stat: 0.798,
             var_slow: 0.798,
+            var_scale: 0.0,
             run: 0,
             repeat_rate: 0.0,
             frozen: 0,
@@ -519,22 +521,28 @@ impl SeriesDetector {
             }
         }
         if self.config.has(Component::Variance) {
-            // Short-term mean absolute z-score against its own long-term
-            // mean: robust to single outliers (the spike component's
-            // business), sensitive to sustained spread, and scale-free, so
-            // heavy-tailed series are not permanently "high variance".
+            // Short-term mean absolute residual against the long-term one,
+            // both in units of a slow scale (the baseline's own scale adapts
+            // within the hour and would hide a burst): robust to single
+            // outliers (the spike component's business), sensitive to
+            // sustained spread, and scale-free.
+            let r = y - forecast;
+            let slow_scale = self.var_scale.max(self.base.floor());
+            let u = (r.abs() / slow_scale).min(8.0);
             let a = self.config.variance_alpha;
-            let clipped = z.abs().min(5.0);
-            self.var_stat += a * (clipped - self.var_stat);
-            self.var_slow += 0.001 * (clipped - self.var_slow);
+            self.var_stat += a * (u - self.var_stat);
+            let learn = self.frozen == 0;
+            if learn {
+                self.var_slow += 0.001 * (u - self.var_slow);
+                let clipped = r.abs().min(self.config.huber * slow_scale);
+                self.var_scale += 0.002 * (clipped * 1.253_314 - self.var_scale);
+            }
             // For Gaussian noise |z| has a coefficient of variation of 0.755;
             // the EW mean's relative sd is that times sqrt(a / (2 - a)).
             let rel_sd = 0.755 * (a / (2.0 - a)).sqrt();
             let ratio = self.var_stat / self.var_slow.max(1e-9);
-            let stat = self
-                .var_norm
-                .apply((ratio - 1.0) / rel_sd, self.frozen == 0);
-            let p = self.cal[3].observe_with(stat, self.frozen == 0);
+            let stat = self.var_norm.apply((ratio - 1.0) / rel_sd, learn);
+            let p = self.cal[3].observe_with(stat, learn);
             if settled {
                 findings[3] =
                     Some(self.finding(Component::Variance, p, ratio * ratio, 1, expected, x));
@@ -693,6 +701,7 @@ impl SeriesDetector {
             let mean_abs = dev.iter().sum::<f64>() / dev.len() as f64 * 1.2533;
             let scale = if mad > 0.0 { mad } else { mean_abs };
             self.base = Baseline::start(median, scale);
+            self.var_scale = scale;
             self.slow = self.base;
             self.season_level = self.base;
             self.warm = Vec::new();
