@@ -20,7 +20,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::detection::Detection;
 use crate::pipeline::{Pipeline, PipelineConfig};
+use aegis_detect::forest::ForestDetectorConfig;
 
 /// Where the agent keeps its files when the config does not say.
 pub fn default_state_dir() -> PathBuf {
@@ -87,6 +89,25 @@ pub async fn run(
 
     let (sink, rx) = sink::channel(config.history.channel_capacity);
     let host_health = SourceHealth::new("host");
+    // Anomalies a previous run left open are closed: nobody watched them
+    // end. Ids continue from the last one.
+    let now_ms = clock.wall_ms();
+    let next_id = store
+        .query(move |c| {
+            let stale = aegis_store::anomalies::close_stale(c, now_ms)?;
+            aegis_store::anomalies::next_id(c).map(|id| (id, stale))
+        })
+        .await
+        .context("reading the store")?
+        .context("reading the anomalies table")?;
+    if next_id.1 > 0 {
+        tracing::info!(
+            closed = next_id.1,
+            "closed anomalies left open by the previous run"
+        );
+    }
+    let detection = Detection::new(next_id.0, ForestDetectorConfig::default());
+
     let (pipeline, ends) = Pipeline::new(
         rx,
         sink.clone(),
@@ -102,6 +123,7 @@ pub async fn run(
             interval: config.collect.interval.0,
             publish_every: Duration::from_secs(1).min(config.collect.interval.0),
         },
+        detection,
     );
 
     let tasks = TaskTracker::new();

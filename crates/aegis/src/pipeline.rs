@@ -3,8 +3,8 @@
 //! It receives observations from the bounded channel, records them in the
 //! rings, forwards them to the store, answers history queries from the API,
 //! and once a second publishes the status snapshot and the newest values on
-//! `watch` channels. Detection plugs in here: it will run in this same task,
-//! so detector state needs no lock either.
+//! `watch` channels. Detection runs in this same task, so detector state
+//! needs no lock either; only forest training goes to a blocking thread.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +13,16 @@ use aegis_api::{BoxFuture, HistoryReader, Unavailable};
 use aegis_collect::{ObservationSink, SourceHealth};
 use aegis_core::ring::{History, RingBounds};
 use aegis_core::status::{
-    BufferStatus, HistoryStatus, Latest, SeriesDetail, SeriesSummary, Status,
+    AnomalyQuery, AnomalyRecord, BufferStatus, HistoryStatus, Latest, SeriesDetail, SeriesSummary,
+    Status,
 };
 use aegis_core::{Clock, Observation, SeriesKey};
 use aegis_store::StoreHandle;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+use crate::detection::{Change, Detection};
 
 /// How many observations the pipeline takes from the channel at once.
 const BATCH: usize = 1024;
@@ -33,10 +37,11 @@ enum Query {
     },
 }
 
-/// Asks the pipeline for history; given to the API.
+/// Asks the pipeline for history and the store for anomalies; given to the API.
 #[derive(Clone)]
 pub struct HistoryHandle {
     tx: mpsc::Sender<Query>,
+    store: StoreHandle,
 }
 
 impl HistoryReader for HistoryHandle {
@@ -69,6 +74,26 @@ impl HistoryReader for HistoryHandle {
             rx.await.map_err(|_| Unavailable)
         })
     }
+
+    fn anomalies(
+        &self,
+        query: AnomalyQuery,
+    ) -> BoxFuture<'_, Result<Vec<AnomalyRecord>, Unavailable>> {
+        Box::pin(async move {
+            match self
+                .store
+                .query(move |c| aegis_store::anomalies::list(c, &query))
+                .await
+            {
+                Ok(Ok(rows)) => Ok(rows),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reading anomalies");
+                    Err(Unavailable)
+                }
+                Err(_) => Err(Unavailable),
+            }
+        })
+    }
 }
 
 /// Settings of the pipeline.
@@ -99,6 +124,9 @@ pub struct Pipeline {
     received: u64,
     status_tx: watch::Sender<Status>,
     latest_tx: watch::Sender<Arc<Latest>>,
+    detection: Detection,
+    training: JoinSet<()>,
+    changes: Vec<Change>,
 }
 
 /// What the rest of the agent holds of the pipeline.
@@ -121,6 +149,7 @@ impl Pipeline {
         sources: Vec<SourceHealth>,
         clock: Arc<dyn Clock>,
         config: PipelineConfig,
+        detection: Detection,
     ) -> (Self, PipelineEnds) {
         let (qtx, queries) = mpsc::channel(64);
         let history = History::new(config.bounds, config.max_series);
@@ -140,12 +169,18 @@ impl Pipeline {
             received: 0,
             status_tx: watch::Sender::new(Status::default()),
             latest_tx: watch::Sender::new(Arc::new(Latest::default())),
+            detection,
+            training: JoinSet::new(),
+            changes: Vec::new(),
         };
         pipeline.status_tx.send_replace(pipeline.status());
         let ends = PipelineEnds {
             status: pipeline.status_tx.subscribe(),
             latest: pipeline.latest_tx.subscribe(),
-            history: HistoryHandle { tx: qtx },
+            history: HistoryHandle {
+                tx: qtx,
+                store: pipeline.store.clone(),
+            },
         };
         (pipeline, ends)
     }
@@ -162,6 +197,12 @@ impl Pipeline {
                 _ = cancel.cancelled() => break,
                 Some(q) = self.queries.recv() => self.answer(q),
                 _ = publish.tick() => self.publish(),
+                Some(done) = self.training.join_next(), if !self.training.is_empty() => {
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "model training task failed");
+                    }
+                    self.detection.training_done();
+                }
                 n = self.rx.recv_many(&mut buf, BATCH) => {
                     if n == 0 {
                         break;
@@ -186,20 +227,88 @@ impl Pipeline {
             return;
         }
         self.received += buf.len() as u64;
-        // What the series bound refuses is shed here for the store too, so a
-        // label explosion cannot grow the database or its caches either.
+        // What the series bound refuses is shed here for detection and the
+        // store too, so a label explosion cannot grow memory or the database.
         let history = &mut self.history;
         buf.retain(|obs| history.record(&obs.series, obs.at_ms, obs.reading));
+        let mut derived = Vec::new();
+        for obs in buf.iter() {
+            if let Some(score) = self.detection.observe(obs, &mut self.changes) {
+                derived.push(score);
+            }
+        }
+        for obs in derived {
+            if self.history.record(&obs.series, obs.at_ms, obs.reading) {
+                buf.push(obs);
+            }
+        }
         let batch = std::mem::replace(buf, Vec::with_capacity(BATCH));
         if let Err(e) = self.store.record(batch) {
             tracing::debug!(error = %e, "store did not take a batch");
         }
+        self.write_changes();
+        self.start_training();
+    }
+
+    /// Writes anomaly openings and closings; they are never shed for room.
+    fn write_changes(&mut self) {
+        for change in self.changes.drain(..) {
+            let queued = match change {
+                Change::Opened(record) => {
+                    tracing::warn!(
+                        anomaly = record.id,
+                        series = %record.series,
+                        kind = %record.kind,
+                        severity = %record.severity,
+                        score = record.score,
+                        explanation = %record.explanation,
+                        "anomaly opened"
+                    );
+                    self.store.write("anomaly opened", move |c| {
+                        aegis_store::anomalies::insert(c, &record)
+                    })
+                }
+                Change::Closed {
+                    id,
+                    closed_ms,
+                    detail,
+                } => {
+                    tracing::info!(anomaly = id, "anomaly closed");
+                    self.store.write("anomaly closed", move |c| {
+                        aegis_store::anomalies::close(c, id, closed_ms, &detail)
+                    })
+                }
+            };
+            if queued.is_err() {
+                tracing::error!("an anomaly change could not be queued for the store");
+            }
+        }
+    }
+
+    /// Hands a due forest training to a blocking thread. The model reaches
+    /// the detector only through its slot, whole.
+    fn start_training(&mut self) {
+        let Some(job) = self.detection.training_due() else {
+            return;
+        };
+        let slot = self.detection.model_slot();
+        self.training.spawn_blocking(move || match job.run() {
+            Ok(model) => {
+                let version = slot.publish(model);
+                tracing::info!(version, "isolation forest model published");
+            }
+            Err(e) => tracing::warn!(error = %e, "isolation forest training failed"),
+        });
     }
 
     fn answer(&self, q: Query) {
         match q {
             Query::List(reply) => {
-                let list = self.history.iter().map(|(k, r)| summary(k, r)).collect();
+                let list = self
+                    .history
+                    .iter()
+                    .map(|(k, r)| summary(k, r, &self.detection))
+                    .collect();
                 let _ = reply.send(list);
             }
             Query::Get {
@@ -208,7 +317,7 @@ impl Pipeline {
                 reply,
             } => {
                 let detail = self.history.find(&name).map(|(k, r)| SeriesDetail {
-                    summary: summary(k, r),
+                    summary: summary(k, r, &self.detection),
                     data: r.since(since_ms).copied().collect(),
                 });
                 let _ = reply.send(detail);
@@ -218,7 +327,10 @@ impl Pipeline {
 
     fn publish(&mut self) {
         let now = self.clock.wall_ms();
-        self.history.sweep(now);
+        for key in self.history.sweep(now) {
+            self.detection.forget(&key, now, &mut self.changes);
+        }
+        self.write_changes();
         self.status_tx.send_replace(self.status());
         let mut values: Vec<(SeriesKey, f64)> = self
             .history
@@ -226,7 +338,11 @@ impl Pipeline {
             .filter_map(|(k, r)| r.last().and_then(|p| p.value).map(|v| (k.clone(), v)))
             .collect();
         values.sort_by(|a, b| a.0.cmp(&b.0));
-        self.latest_tx.send_replace(Arc::new(Latest { values }));
+        self.latest_tx.send_replace(Arc::new(Latest {
+            values,
+            scores: self.detection.scores(),
+            open_anomalies: self.detection.open_count(),
+        }));
     }
 
     fn status(&self) -> Status {
@@ -271,7 +387,7 @@ impl Pipeline {
     }
 }
 
-fn summary(key: &SeriesKey, ring: &aegis_core::ring::Ring) -> SeriesSummary {
+fn summary(key: &SeriesKey, ring: &aegis_core::ring::Ring, detection: &Detection) -> SeriesSummary {
     let family = key.family();
     SeriesSummary {
         name: key.to_string(),
@@ -281,5 +397,6 @@ fn summary(key: &SeriesKey, ring: &aegis_core::ring::Ring) -> SeriesSummary {
         help: family.help.to_string(),
         points: ring.len(),
         last: ring.last(),
+        score: detection.score(key),
     }
 }

@@ -14,7 +14,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use aegis_core::status::{Latest, SeriesDetail, SeriesSummary, Status};
+use aegis_core::status::{
+    AnomalyQuery, AnomalyRecord, Latest, SeriesDetail, SeriesSummary, Status,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,6 +45,11 @@ pub trait HistoryReader: Send + Sync + 'static {
         name: String,
         since_ms: i64,
     ) -> BoxFuture<'_, Result<Option<SeriesDetail>, Unavailable>>;
+    /// Stored anomalies, newest first.
+    fn anomalies(
+        &self,
+        query: AnomalyQuery,
+    ) -> BoxFuture<'_, Result<Vec<AnomalyRecord>, Unavailable>>;
 }
 
 /// What the handlers share.
@@ -73,6 +80,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/series", get(series_list))
         .route("/api/v1/series/{*name}", get(series_one))
+        .route("/api/v1/anomalies", get(anomalies))
         .route("/metrics", get(metrics_text))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -133,6 +141,60 @@ async fn series_one(
         ))),
         Err(Unavailable) => Err(ApiError::Unavailable),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnomaliesQuery {
+    /// `open` or `closed`; both when absent.
+    status: Option<String>,
+    /// Only this series.
+    series: Option<String>,
+    /// Unix milliseconds, or a duration back from now (`24h`).
+    since: Option<String>,
+    /// Most rows (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+async fn anomalies(
+    State(state): State<AppState>,
+    query: Result<Query<AnomaliesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<AnomalyRecord>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let open = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some("open") => Some(true),
+        Some("closed") => Some(false),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "`status` must be open, closed or all, got {other:?}"
+            )))
+        }
+    };
+    let now_ms = state.status.borrow().updated_ms;
+    let since_ms = q
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, now_ms))
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and 1000, got {limit}"
+        )));
+    }
+    let rows = state
+        .history
+        .anomalies(AnomalyQuery {
+            open,
+            series: q.series,
+            since_ms,
+            limit,
+        })
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    Ok(Json(rows))
 }
 
 /// `since` is Unix milliseconds or a duration back from `now_ms`.

@@ -251,6 +251,29 @@ impl Collector for AgentCollector {
             s.store.last_flush_ms.unwrap_or(0) as f64 / 1000.0,
         )?;
 
+        gauge(
+            e,
+            "aegis_anomalies_open",
+            "Anomalies open now.",
+            latest.open_anomalies as f64,
+        )?;
+        // The label value is a series name, bounded by the series bound.
+        labelled(
+            e,
+            "aegis_anomaly_score",
+            "Newest calibrated anomaly score per series (1 - p; 0 while warming up).",
+            MetricType::Gauge,
+            "series",
+            latest
+                .scores
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v)),
+            |m, v| ConstGauge::new(v).encode(m),
+        )?;
+
         // Newest value of every series, grouped by family.
         let values = &latest.values;
         let mut i = 0;

@@ -127,6 +127,31 @@ pub struct SeriesSummary {
     pub points: usize,
     /// The newest point.
     pub last: Option<crate::ring::Point>,
+    /// The detectors' verdict on the newest point.
+    pub score: Option<SeriesScore>,
+}
+
+/// What the detectors say about a series' newest point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesScore {
+    /// `1 - p`, in [0, 1]; 0 while warming up.
+    pub value: f64,
+    /// The calibrated tail probability.
+    pub p: f64,
+    /// `warming_up` or `ready`.
+    pub state: String,
+    /// Observations seen and needed, while warming up.
+    pub warmup: Option<(u32, u32)>,
+    /// `info`, `warning`, `critical`.
+    pub severity: String,
+    /// The component with the smallest p.
+    pub component: Option<String>,
+    /// That component's explanation.
+    pub explanation: Option<String>,
+    /// Whether the daily profile is in use.
+    pub seasonal: bool,
+    /// The open anomaly on this series, if any.
+    pub open_anomaly: Option<i64>,
 }
 
 /// One series with its points, for `GET /api/v1/series/{name}`.
@@ -145,4 +170,47 @@ pub struct SeriesDetail {
 pub struct Latest {
     /// Sorted by series, so each family's series are together.
     pub values: Vec<(crate::SeriesKey, f64)>,
+    /// The newest anomaly score of every series that has one, sorted.
+    pub scores: Vec<(crate::SeriesKey, f64)>,
+    /// Anomalies open now.
+    pub open_anomalies: usize,
+}
+
+/// An anomaly as stored and served by `GET /api/v1/anomalies`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyRecord {
+    /// Stable id.
+    pub id: i64,
+    /// When it opened, Unix ms.
+    pub opened_ms: i64,
+    /// When it closed, Unix ms; `None` while open.
+    pub closed_ms: Option<i64>,
+    /// The series it is about (canonical name).
+    pub series: String,
+    /// What the anomaly concerns (the series' instance, or `host`).
+    pub target: Option<String>,
+    /// Which detector component opened it (`spike`, `shift`, `forest`...).
+    pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// The score when it opened (`1 - p`).
+    pub score: f64,
+    /// What moved, in words.
+    pub explanation: String,
+    /// Values at the time: observed, expected, scale, p, and the worst score
+    /// seen while open.
+    pub detail: serde_json::Value,
+}
+
+/// Which anomalies to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnomalyQuery {
+    /// `Some(true)`: only open ones; `Some(false)`: only closed ones.
+    pub open: Option<bool>,
+    /// Only this series.
+    pub series: Option<String>,
+    /// Only anomalies opened at or after this time, Unix ms.
+    pub since_ms: Option<i64>,
+    /// Most rows returned (newest first).
+    pub limit: u32,
 }

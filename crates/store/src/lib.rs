@@ -11,6 +11,7 @@
 //! Retention by age and by size runs on its own schedule; `auto_vacuum =
 //! INCREMENTAL` lets the file shrink after old rows go.
 
+pub mod anomalies;
 mod schema;
 
 use std::collections::HashMap;
@@ -198,14 +199,42 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl StoreHandle {
-    /// Queues a batch of observations; sheds it (counted) when the queue is full.
+    /// Queues a batch of observations; sheds it (counted) when the queue is
+    /// three quarters full, so the last quarter stays free for events
+    /// (anomalies, actions) and queries.
     pub fn record(&self, batch: Vec<Observation>) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let n = batch.len() as u64;
-        self.send(Command::Observations(batch)).inspect_err(|_| {
+        let queued = self.stats.queued.load(Ordering::Relaxed) as usize;
+        let result = if queued >= self.capacity - self.capacity / 4 {
+            Err(StoreError::Busy)
+        } else {
+            self.send(Command::Observations(batch))
+        };
+        result.inspect_err(|_| {
             self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+        })
+    }
+
+    /// Queues a write without waiting for it (an anomaly opening, say). A
+    /// failure is logged and counted as a write error on the store thread.
+    pub fn write(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut Connection) -> Result<(), rusqlite::Error> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let stats = Arc::clone(&self.stats);
+        self.send(Command::Query(Box::new(move |conn| {
+            if let Err(e) = f(conn) {
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(what, error = %e, "store write failed");
+            }
+        })))
+        .inspect_err(|e| {
+            self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(what, error = %e, "store write not queued");
         })
     }
 

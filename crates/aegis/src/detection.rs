@@ -1,0 +1,386 @@
+//! Detection inside the agent: one ensemble per series, the isolation
+//! forest over the host's features, and the anomalies they open and close.
+//!
+//! Owned by the pipeline task, like the history: no lock anywhere. Forest
+//! training is handed out as a job for a blocking thread; until its model is
+//! published, the statistical detectors alone decide.
+
+use std::collections::HashMap;
+
+use aegis_core::status::{AnomalyRecord, SeriesScore};
+use aegis_core::{Family, Observation, Reading, SeriesKey};
+use aegis_detect::alert::{AlertConfig, Alerter, Transition};
+use aegis_detect::forest::{ForestDetector, ForestDetectorConfig, ForestVerdict, TrainingJob};
+use aegis_detect::series::{Assessment, SeriesConfig, SeriesDetector};
+use aegis_detect::{Severity, State};
+use serde_json::json;
+
+/// The isolation forest's score for the host as a whole, as a series.
+pub static HOST_ANOMALY: Family = Family {
+    name: "host_anomaly_score",
+    help: "Isolation-forest anomaly score of the host's combined figures (0-1, calibrated).",
+    label: None,
+};
+
+/// The host features the forest sees, in order: (family, summed over instances?).
+const FEATURES: [(&str, bool); 8] = [
+    ("host_cpu_usage_ratio", false),
+    ("host_memory_used_ratio", false),
+    ("host_swap_used_ratio", false),
+    ("host_load1", false),
+    ("host_net_rx_bytes_per_second", true),
+    ("host_net_tx_bytes_per_second", true),
+    ("host_disk_read_bytes_per_second", true),
+    ("host_disk_write_bytes_per_second", true),
+];
+
+/// A change of an anomaly, to be written to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A new anomaly.
+    Opened(AnomalyRecord),
+    /// An anomaly ended.
+    Closed {
+        /// Its id.
+        id: i64,
+        /// When, Unix ms.
+        closed_ms: i64,
+        /// Final details.
+        detail: serde_json::Value,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Open {
+    id: i64,
+    detail: serde_json::Value,
+    worst: f64,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    detector: SeriesDetector,
+    alerter: Alerter,
+    last: Option<Assessment>,
+    open: Option<Open>,
+}
+
+/// One host row being assembled from one collection.
+#[derive(Debug, Default)]
+struct HostRow {
+    at_ms: i64,
+    values: [Option<f64>; FEATURES.len()],
+}
+
+/// Detection state of the whole agent.
+#[derive(Debug)]
+pub struct Detection {
+    series: HashMap<SeriesKey, Tracked>,
+    series_config: SeriesConfig,
+    alert: AlertConfig,
+    forest: ForestDetector,
+    forest_alerter: Alerter,
+    forest_last: Option<ForestVerdict>,
+    forest_open: Option<Open>,
+    row: HostRow,
+    next_id: i64,
+}
+
+impl Detection {
+    /// Detection with default settings; anomaly ids start at `next_id`.
+    pub fn new(next_id: i64, forest: ForestDetectorConfig) -> Self {
+        Self {
+            series: HashMap::new(),
+            series_config: SeriesConfig::default(),
+            alert: AlertConfig::default(),
+            forest: ForestDetector::new(forest),
+            forest_alerter: Alerter::new(AlertConfig::default()),
+            forest_last: None,
+            forest_open: None,
+            row: HostRow::default(),
+            next_id,
+        }
+    }
+
+    /// Scores one observation of a series the history accepted. A finished
+    /// host row is returned as a `host_anomaly_score` observation once the
+    /// forest can judge it.
+    pub fn observe(&mut self, obs: &Observation, changes: &mut Vec<Change>) -> Option<Observation> {
+        let host_score = self.collect_host_feature(obs, changes);
+        let Reading::Value(value) = obs.reading else {
+            return host_score;
+        };
+        if obs.series.family().name == HOST_ANOMALY.name {
+            return host_score;
+        }
+        let (series_config, alert) = (&self.series_config, self.alert);
+        let tracked = self
+            .series
+            .entry(obs.series.clone())
+            .or_insert_with(|| Tracked {
+                detector: SeriesDetector::new(series_config.clone()),
+                alerter: Alerter::new(alert),
+                last: None,
+                open: None,
+            });
+        let a = tracked.detector.assess(value, obs.at_ms as f64 / 1000.0);
+        match tracked.alerter.update(a.score.value) {
+            Some(Transition::Opened) => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let top = a.top;
+                let detail = json!({
+                    "value": value,
+                    "expected": top.map(|f| f.expected),
+                    "scale": top.map(|f| f.scale),
+                    "p": a.p,
+                    "statistic": top.map(|f| f.statistic),
+                    "direction": top.map(|f| f.direction),
+                    "worst_score": a.score.value,
+                });
+                changes.push(Change::Opened(AnomalyRecord {
+                    id,
+                    opened_ms: obs.at_ms,
+                    closed_ms: None,
+                    series: obs.series.to_string(),
+                    target: Some(obs.series.instance_name().unwrap_or("host").to_string()),
+                    kind: top.map_or("unknown", |f| f.component.as_str()).to_string(),
+                    severity: a.severity.as_str().to_string(),
+                    score: a.score.value,
+                    explanation: top.map(|f| f.explain()).unwrap_or_default(),
+                    detail: detail.clone(),
+                }));
+                tracked.open = Some(Open {
+                    id,
+                    detail,
+                    worst: a.score.value,
+                });
+            }
+            Some(Transition::Closed) => {
+                if let Some(open) = tracked.open.take() {
+                    changes.push(close(open, obs.at_ms));
+                }
+            }
+            None => {
+                if let Some(open) = tracked.open.as_mut() {
+                    open.worst = open.worst.max(a.score.value);
+                }
+            }
+        }
+        tracked.last = Some(a);
+        host_score
+    }
+
+    /// Adds an observation to the host row; finishes the previous row when a
+    /// new collection starts.
+    fn collect_host_feature(
+        &mut self,
+        obs: &Observation,
+        changes: &mut Vec<Change>,
+    ) -> Option<Observation> {
+        let name = obs.series.family().name;
+        let slot = FEATURES.iter().position(|(f, _)| *f == name)?;
+        let mut finished = None;
+        if obs.at_ms != self.row.at_ms {
+            let row = std::mem::replace(
+                &mut self.row,
+                HostRow {
+                    at_ms: obs.at_ms,
+                    ..HostRow::default()
+                },
+            );
+            finished = self.score_row(row, changes);
+        }
+        if let Reading::Value(v) = obs.reading {
+            let summed = FEATURES[slot].1;
+            let entry = &mut self.row.values[slot];
+            *entry = Some(if summed { entry.unwrap_or(0.0) + v } else { v });
+        }
+        finished
+    }
+
+    fn score_row(&mut self, row: HostRow, changes: &mut Vec<Change>) -> Option<Observation> {
+        // A row needs CPU and memory at least; absent counters (first
+        // cycle, no network) count as zero.
+        if row.values[0].is_none() || row.values[1].is_none() {
+            return None;
+        }
+        let features: Vec<f64> = row
+            .values
+            .iter()
+            .zip(FEATURES)
+            .map(|(v, (_, summed))| {
+                let v = v.unwrap_or(0.0);
+                // Byte rates span orders of magnitude: compare them in logs.
+                if summed {
+                    v.max(0.0).ln_1p()
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let verdict = self.forest.observe(&features);
+        let ready = verdict.score.state.is_ready();
+        let value = verdict.score.value;
+        match self.forest_alerter.update(value) {
+            Some(Transition::Opened) => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let moved: Vec<serde_json::Value> = verdict
+                    .moved
+                    .iter()
+                    .map(|m| json!({"feature": FEATURES[m.feature].0, "value": m.value, "median": m.median, "z": m.z}))
+                    .collect();
+                let explanation = verdict
+                    .moved
+                    .iter()
+                    .map(|m| format!("{} {:+.1} sd", FEATURES[m.feature].0, m.z))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let detail = json!({
+                    "raw": verdict.raw,
+                    "model_version": verdict.model_version,
+                    "moved": moved,
+                    "worst_score": value,
+                });
+                changes.push(Change::Opened(AnomalyRecord {
+                    id,
+                    opened_ms: row.at_ms,
+                    closed_ms: None,
+                    series: HOST_ANOMALY.name.to_string(),
+                    target: Some("host".to_string()),
+                    kind: "forest".to_string(),
+                    severity: Severity::from_p(1.0 - value).as_str().to_string(),
+                    score: value,
+                    explanation: format!("unusual combination of host figures: {explanation}"),
+                    detail: detail.clone(),
+                }));
+                self.forest_open = Some(Open {
+                    id,
+                    detail,
+                    worst: value,
+                });
+            }
+            Some(Transition::Closed) => {
+                if let Some(open) = self.forest_open.take() {
+                    changes.push(close(open, row.at_ms));
+                }
+            }
+            None => {
+                if let Some(open) = self.forest_open.as_mut() {
+                    open.worst = open.worst.max(value);
+                }
+            }
+        }
+        self.forest_last = Some(verdict);
+        ready.then(|| Observation::value(SeriesKey::global(&HOST_ANOMALY), row.at_ms, value))
+    }
+
+    /// A forest training job, when one is due.
+    pub fn training_due(&mut self) -> Option<TrainingJob> {
+        self.forest.training_due()
+    }
+
+    /// Where a finished training publishes its model.
+    pub fn model_slot(&self) -> aegis_detect::model::ModelSlot<aegis_detect::forest::HostModel> {
+        self.forest.slot()
+    }
+
+    /// The running training finished (published or failed).
+    pub fn training_done(&mut self) {
+        self.forest.training_done();
+    }
+
+    /// Forgets a series the history dropped; closes its open anomaly.
+    pub fn forget(&mut self, key: &SeriesKey, now_ms: i64, changes: &mut Vec<Change>) {
+        if let Some(t) = self.series.remove(key) {
+            if let Some(open) = t.open {
+                changes.push(close(open, now_ms));
+            }
+        }
+    }
+
+    /// What the detectors say about a series' newest point.
+    pub fn score(&self, key: &SeriesKey) -> Option<SeriesScore> {
+        if key.family().name == HOST_ANOMALY.name {
+            let v = self.forest_last.as_ref()?;
+            return Some(SeriesScore {
+                value: v.score.value,
+                p: 1.0 - v.score.value,
+                state: state_name(v.score.state).to_string(),
+                warmup: warmup(v.score.state),
+                severity: Severity::from_p(1.0 - v.score.value).as_str().to_string(),
+                component: Some("forest".to_string()),
+                explanation: v
+                    .model_version
+                    .map(|m| format!("isolation forest model version {m}")),
+                seasonal: false,
+                open_anomaly: self.forest_open.as_ref().map(|o| o.id),
+            });
+        }
+        let t = self.series.get(key)?;
+        let a = t.last.as_ref()?;
+        Some(SeriesScore {
+            value: a.score.value,
+            p: a.p,
+            state: state_name(a.score.state).to_string(),
+            warmup: warmup(a.score.state),
+            severity: a.severity.as_str().to_string(),
+            component: a.top.map(|f| f.component.as_str().to_string()),
+            explanation: a.top.map(|f| f.explain()),
+            seasonal: t.detector.seasonal(),
+            open_anomaly: t.open.as_ref().map(|o| o.id),
+        })
+    }
+
+    /// Newest score of every series, sorted by series.
+    pub fn scores(&self) -> Vec<(SeriesKey, f64)> {
+        let mut v: Vec<(SeriesKey, f64)> = self
+            .series
+            .iter()
+            .filter_map(|(k, t)| t.last.as_ref().map(|a| (k.clone(), a.score.value)))
+            .collect();
+        if let Some(f) = &self.forest_last {
+            v.push((SeriesKey::global(&HOST_ANOMALY), f.score.value));
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Anomalies open now.
+    pub fn open_count(&self) -> usize {
+        self.series.values().filter(|t| t.open.is_some()).count()
+            + usize::from(self.forest_open.is_some())
+    }
+
+    /// Series with a detector (bounded by the history's series bound).
+    pub fn tracked(&self) -> usize {
+        self.series.len()
+    }
+}
+
+fn close(open: Open, closed_ms: i64) -> Change {
+    let mut detail = open.detail;
+    if let Some(obj) = detail.as_object_mut() {
+        obj.insert("worst_score".to_string(), json!(open.worst));
+    }
+    Change::Closed {
+        id: open.id,
+        closed_ms,
+        detail,
+    }
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::WarmingUp { .. } => "warming_up",
+        State::Ready => "ready",
+    }
+}
+
+fn warmup(s: State) -> Option<(u32, u32)> {
+    match s {
+        State::WarmingUp { needed, seen } => Some((seen, needed)),
+        State::Ready => None,
+    }
+}
