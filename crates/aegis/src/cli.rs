@@ -33,6 +33,8 @@ enum Command {
     },
     /// Print a fully commented default configuration.
     Init,
+    /// Run the detectors offline over a CSV (`timestamp` plus value columns).
+    Detect(DetectArgs),
     /// Print the version.
     Version,
 }
@@ -57,6 +59,22 @@ struct RunArgs {
     /// Log level or filter, like debug (overrides RUST_LOG and log.level).
     #[arg(long)]
     log_level: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct DetectArgs {
+    /// The CSV to score: a `timestamp` column (Unix seconds or ms, or a
+    /// date-time) and one or more value columns.
+    file: PathBuf,
+    /// Write the scored CSV here instead of standard output.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Score only this column (default: every column but `timestamp` and `label`).
+    #[arg(long)]
+    column: Option<String>,
+    /// Skip malformed rows and report how many, instead of stopping at the first.
+    #[arg(long)]
+    skip_bad_rows: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -101,6 +119,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Detect(args) => detect(args),
         Command::Init => {
             print!("{}", aegis_core::config::DEFAULT_TOML);
             ExitCode::SUCCESS
@@ -108,6 +127,45 @@ pub fn main() -> ExitCode {
         Command::Version => {
             println!("aegis {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Exit code for input data that cannot be used (EX_DATAERR).
+pub const EXIT_DATA: u8 = 65;
+
+fn detect(args: DetectArgs) -> ExitCode {
+    let options = crate::offline::DetectOptions {
+        input: args.file,
+        output: args.out,
+        column: args.column,
+        skip_bad_rows: args.skip_bad_rows,
+    };
+    match crate::offline::run(&options) {
+        Ok(summary) => {
+            eprintln!(
+                "{}: {} rows scored, {} alerts{}",
+                options.input.display(),
+                summary.rows,
+                summary.alerts,
+                if summary.skipped > 0 {
+                    format!(", {} malformed rows skipped", summary.skipped)
+                } else {
+                    String::new()
+                }
+            );
+            for example in &summary.examples {
+                eprintln!("  skipped {example}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<crate::offline::InputError>().is_some() {
+                ExitCode::from(EXIT_DATA)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -6,4 +6,5 @@ pub mod cli;
 pub mod client;
 pub mod detection;
 pub mod logging;
+pub mod offline;
 pub mod pipeline;

@@ -1,0 +1,280 @@
+//! `aegis detect FILE.csv`: the agent's streaming detectors, run offline
+//! over a recorded series.
+//!
+//! Strictly causal: each row is scored by detectors that have seen only the
+//! rows before it, exactly as the running agent would have scored it, so the
+//! score of row i never changes when rows are appended.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use aegis_detect::alert::{AlertConfig, Alerter};
+use aegis_detect::series::{SeriesConfig, SeriesDetector};
+use anyhow::Context;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DetectOptions {
+    /// The input CSV: a `timestamp` column and one or more value columns.
+    pub input: PathBuf,
+    /// Where to write the scored CSV; standard output when `None`.
+    pub output: Option<PathBuf>,
+    /// Only this value column.
+    pub column: Option<String>,
+    /// Skip malformed rows (and count them) instead of stopping.
+    pub skip_bad_rows: bool,
+}
+
+/// A problem with the input that stops the run.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The header lacks what is needed.
+    #[error("{file}: {message}")]
+    Header {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A row is malformed.
+    #[error("{file}:{line}: {message} (use --skip-bad-rows to skip such rows)")]
+    Row {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Figures of a finished run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetectSummary {
+    /// Rows scored.
+    pub rows: u64,
+    /// Rows skipped as malformed.
+    pub skipped: u64,
+    /// Alerts opened.
+    pub alerts: u64,
+    /// First skipped rows' problems (up to 5), for the report.
+    pub examples: Vec<String>,
+}
+
+/// Parses a timestamp: Unix seconds or milliseconds (by magnitude), or an
+/// RFC 3339 / `YYYY-MM-DD HH:MM:SS` date-time (UTC when no zone is given).
+pub fn parse_timestamp(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<f64>() {
+        if !n.is_finite() {
+            return Err(format!("timestamp {t:?} is not a finite number"));
+        }
+        // Beyond the year 5000 in seconds: it must be milliseconds.
+        return Ok(if n.abs() > 1e11 { n / 1000.0 } else { n });
+    }
+    humantime::parse_rfc3339_weak(t)
+        .map_err(|e| format!("timestamp {t:?} is neither Unix time nor a date-time ({e})"))
+        .and_then(|st| {
+            st.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .map_err(|_| format!("timestamp {t:?} is before 1970"))
+        })
+}
+
+/// Parses a value: a number, or empty/`NaN`/`null` for a missing value.
+fn parse_value(text: &str) -> Result<f64, ()> {
+    let t = text.trim();
+    if t.is_empty() || t.eq_ignore_ascii_case("nan") || t.eq_ignore_ascii_case("null") || t.eq_ignore_ascii_case("na") {
+        return Ok(f64::NAN);
+    }
+    t.parse::<f64>().map_err(|_| ())
+}
+
+struct Column {
+    index: usize,
+    detector: SeriesDetector,
+    alerter: Alerter,
+}
+
+/// Runs the detectors over the file.
+pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
+    let file = options.input.display().to_string();
+    let size = std::fs::metadata(&options.input)
+        .with_context(|| format!("reading {file}"))?
+        .len();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(&options.input)
+        .with_context(|| format!("opening {file}"))?;
+    let header = reader.headers().with_context(|| format!("{file}: reading the header"))?.clone();
+    let names: Vec<&str> = header.iter().collect();
+    let ts = names
+        .iter()
+        .position(|h| h.eq_ignore_ascii_case("timestamp"))
+        .ok_or_else(|| InputError::Header {
+            file: file.clone(),
+            message: format!("the header has no `timestamp` column (it has: {})", names.join(", ")),
+        })?;
+    let value_columns: Vec<usize> = match &options.column {
+        Some(name) => vec![names.iter().position(|h| h == name).ok_or_else(|| InputError::Header {
+            file: file.clone(),
+            message: format!("no column named {name:?} (it has: {})", names.join(", ")),
+        })?],
+        // Every column but the timestamp; a `label` column (the harness's
+        // ground truth) is carried through, not scored.
+        None => (0..names.len())
+            .filter(|&i| i != ts && !names[i].eq_ignore_ascii_case("label"))
+            .collect(),
+    };
+    if value_columns.is_empty() {
+        return Err(InputError::Header {
+            file,
+            message: "the header has no value column besides `timestamp`".to_string(),
+        }
+        .into());
+    }
+    let mut columns: Vec<Column> = value_columns
+        .iter()
+        .map(|&index| Column {
+            index,
+            detector: SeriesDetector::new(SeriesConfig::default()),
+            alerter: Alerter::new(AlertConfig::default()),
+        })
+        .collect();
+
+    let sink: Box<dyn Write> = match &options.output {
+        Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(sink));
+    let mut out_header: Vec<&str> = names.clone();
+    out_header.extend(["anomaly_score", "alert"]);
+    writer.write_record(&out_header).context("writing the output")?;
+
+    let progress = progress_bar(size, &options.input);
+    let mut summary = DetectSummary::default();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let message = format!("unreadable row: {e}");
+                skip_or_fail(options, &file, line, message, &mut summary)?;
+                continue;
+            }
+        }
+        if let Some(bar) = &progress {
+            bar.set_position(reader.position().byte());
+        }
+        let line = record.position().map_or(line, |p| p.line());
+        let parsed = parse_row(&record, names.len(), ts, &columns, &names);
+        let (t, values) = match parsed {
+            Ok(v) => v,
+            Err(message) => {
+                skip_or_fail(options, &file, line, message, &mut summary)?;
+                continue;
+            }
+        };
+        let mut score = 0.0f64;
+        let mut alert = false;
+        for (col, value) in columns.iter_mut().zip(values) {
+            let a = col.detector.assess(value, t);
+            score = score.max(a.score.value);
+            if col.alerter.update(a.score.value) == Some(aegis_detect::alert::Transition::Opened) {
+                summary.alerts += 1;
+            }
+            alert |= col.alerter.is_open();
+        }
+        let mut out: Vec<String> = record.iter().map(str::to_string).collect();
+        out.push(format!("{score:.6}"));
+        out.push(u8::from(alert).to_string());
+        writer.write_record(&out).context("writing the output")?;
+        summary.rows += 1;
+    }
+    writer.flush().context("writing the output")?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(summary)
+}
+
+fn parse_row(
+    record: &csv::StringRecord,
+    width: usize,
+    ts: usize,
+    columns: &[Column],
+    names: &[&str],
+) -> Result<(f64, Vec<f64>), String> {
+    if record.len() != width {
+        return Err(format!("expected {width} fields as in the header, found {}", record.len()));
+    }
+    let t = parse_timestamp(record.get(ts).unwrap_or_default())?;
+    let values = columns
+        .iter()
+        .map(|c| {
+            let text = record.get(c.index).unwrap_or_default();
+            parse_value(text).map_err(|()| format!("column `{}`: {text:?} is not a number", names[c.index]))
+        })
+        .collect::<Result<Vec<f64>, String>>()?;
+    Ok((t, values))
+}
+
+fn skip_or_fail(
+    options: &DetectOptions,
+    file: &str,
+    line: u64,
+    message: String,
+    summary: &mut DetectSummary,
+) -> anyhow::Result<()> {
+    if !options.skip_bad_rows {
+        return Err(InputError::Row {
+            file: file.to_string(),
+            line,
+            message,
+        }
+        .into());
+    }
+    summary.skipped += 1;
+    if summary.examples.len() < 5 {
+        summary.examples.push(format!("{file}:{line}: {message}"));
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr, only on a terminal and for files worth it.
+fn progress_bar(size: u64, path: &Path) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() || size < 2 << 20 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(path.display().to_string());
+    Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_seconds_milliseconds_and_dates() {
+        assert_eq!(parse_timestamp("1700000000"), Ok(1_700_000_000.0));
+        assert_eq!(parse_timestamp("1700000000000"), Ok(1_700_000_000.0));
+        assert_eq!(parse_timestamp("2014-04-10 00:00:00"), Ok(1_397_088_000.0));
+        assert_eq!(parse_timestamp("2014-04-10T00:05:00Z"), Ok(1_397_088_300.0));
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn missing_values_are_nan_and_garbage_is_an_error() {
+        assert!(parse_value("").map(f64::is_nan).unwrap_or(false));
+        assert!(parse_value("NaN").map(f64::is_nan).unwrap_or(false));
+        assert_eq!(parse_value(" 4.5 "), Ok(4.5));
+        assert!(parse_value("4,5").is_err());
+    }
+}
