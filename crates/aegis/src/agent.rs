@@ -106,7 +106,7 @@ pub async fn run(
             "closed anomalies left open by the previous run"
         );
     }
-    let detection = Detection::new(next_id.0, ForestDetectorConfig::default());
+    let detection = Detection::new(next_id.0, &config.detect, ForestDetectorConfig::default());
 
     let (pipeline, ends) = Pipeline::new(
         rx,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use aegis_core::config::DetectConfig;
 use aegis_core::status::{AnomalyRecord, SeriesScore};
 use aegis_core::{Family, Observation, Reading, SeriesKey};
 use aegis_detect::alert::{AlertConfig, Alerter, Transition};
@@ -84,21 +85,33 @@ pub struct Detection {
     forest_open: Option<Open>,
     row: HostRow,
     next_id: i64,
+    enabled: bool,
+    forest_enabled: bool,
 }
 
 impl Detection {
-    /// Detection with default settings; anomaly ids start at `next_id`.
-    pub fn new(next_id: i64, forest: ForestDetectorConfig) -> Self {
+    /// Detection as configured; anomaly ids start at `next_id`.
+    pub fn new(next_id: i64, config: &DetectConfig, forest: ForestDetectorConfig) -> Self {
+        let mut series_config = SeriesConfig::default();
+        series_config.warmup = config.warmup;
+        series_config.settle = config.settle;
+        let alert = AlertConfig {
+            open: 1.0 - config.alert_p,
+            close: AlertConfig::default().close.min(1.0 - config.alert_p),
+            close_after: config.close_after,
+        };
         Self {
             series: HashMap::new(),
-            series_config: SeriesConfig::default(),
-            alert: AlertConfig::default(),
+            series_config,
+            alert,
             forest: ForestDetector::new(forest),
-            forest_alerter: Alerter::new(AlertConfig::default()),
+            forest_alerter: Alerter::new(alert),
             forest_last: None,
             forest_open: None,
             row: HostRow::default(),
             next_id,
+            enabled: config.enabled,
+            forest_enabled: config.enabled && config.forest,
         }
     }
 
@@ -106,7 +119,14 @@ impl Detection {
     /// host row is returned as a `host_anomaly_score` observation once the
     /// forest can judge it.
     pub fn observe(&mut self, obs: &Observation, changes: &mut Vec<Change>) -> Option<Observation> {
-        let host_score = self.collect_host_feature(obs, changes);
+        if !self.enabled {
+            return None;
+        }
+        let host_score = if self.forest_enabled {
+            self.collect_host_feature(obs, changes)
+        } else {
+            None
+        };
         let Reading::Value(value) = obs.reading else {
             return host_score;
         };

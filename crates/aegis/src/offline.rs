@@ -84,7 +84,11 @@ pub fn parse_timestamp(text: &str) -> Result<f64, String> {
 /// Parses a value: a number, or empty/`NaN`/`null` for a missing value.
 fn parse_value(text: &str) -> Result<f64, ()> {
     let t = text.trim();
-    if t.is_empty() || t.eq_ignore_ascii_case("nan") || t.eq_ignore_ascii_case("null") || t.eq_ignore_ascii_case("na") {
+    if t.is_empty()
+        || t.eq_ignore_ascii_case("nan")
+        || t.eq_ignore_ascii_case("null")
+        || t.eq_ignore_ascii_case("na")
+    {
         return Ok(f64::NAN);
     }
     t.parse::<f64>().map_err(|_| ())
@@ -107,20 +111,31 @@ pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
         .trim(csv::Trim::All)
         .from_path(&options.input)
         .with_context(|| format!("opening {file}"))?;
-    let header = reader.headers().with_context(|| format!("{file}: reading the header"))?.clone();
+    let header = reader
+        .headers()
+        .with_context(|| format!("{file}: reading the header"))?
+        .clone();
     let names: Vec<&str> = header.iter().collect();
     let ts = names
         .iter()
         .position(|h| h.eq_ignore_ascii_case("timestamp"))
         .ok_or_else(|| InputError::Header {
             file: file.clone(),
-            message: format!("the header has no `timestamp` column (it has: {})", names.join(", ")),
+            message: format!(
+                "the header has no `timestamp` column (it has: {})",
+                names.join(", ")
+            ),
         })?;
     let value_columns: Vec<usize> = match &options.column {
-        Some(name) => vec![names.iter().position(|h| h == name).ok_or_else(|| InputError::Header {
-            file: file.clone(),
-            message: format!("no column named {name:?} (it has: {})", names.join(", ")),
-        })?],
+        Some(name) => {
+            vec![names
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| InputError::Header {
+                    file: file.clone(),
+                    message: format!("no column named {name:?} (it has: {})", names.join(", ")),
+                })?]
+        }
         // Every column but the timestamp; a `label` column (the harness's
         // ground truth) is carried through, not scored.
         None => (0..names.len())
@@ -144,13 +159,17 @@ pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
         .collect();
 
     let sink: Box<dyn Write> = match &options.output {
-        Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
+        Some(path) => Box::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(sink));
     let mut out_header: Vec<&str> = names.clone();
     out_header.extend(["anomaly_score", "alert"]);
-    writer.write_record(&out_header).context("writing the output")?;
+    writer
+        .write_record(&out_header)
+        .context("writing the output")?;
 
     let progress = progress_bar(size, &options.input);
     let mut summary = DetectSummary::default();
@@ -209,14 +228,18 @@ fn parse_row(
     names: &[&str],
 ) -> Result<(f64, Vec<f64>), String> {
     if record.len() != width {
-        return Err(format!("expected {width} fields as in the header, found {}", record.len()));
+        return Err(format!(
+            "expected {width} fields as in the header, found {}",
+            record.len()
+        ));
     }
     let t = parse_timestamp(record.get(ts).unwrap_or_default())?;
     let values = columns
         .iter()
         .map(|c| {
             let text = record.get(c.index).unwrap_or_default();
-            parse_value(text).map_err(|()| format!("column `{}`: {text:?} is not a number", names[c.index]))
+            parse_value(text)
+                .map_err(|()| format!("column `{}`: {text:?} is not a number", names[c.index]))
         })
         .collect::<Result<Vec<f64>, String>>()?;
     Ok((t, values))
@@ -250,7 +273,9 @@ fn progress_bar(size: u64, path: &Path) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(size);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(path.display().to_string());

@@ -404,3 +404,116 @@ fn version_prints_the_version() {
         format!("aegis {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// A fake procfs whose load average a background thread keeps moving.
+fn fake_proc(dir: &Path) {
+    std::fs::create_dir_all(dir.join("net")).expect("mkdir");
+    std::fs::write(dir.join("stat"), "cpu  100 0 100 1000 0 0 0 0 0 0\n").expect("stat");
+    std::fs::write(
+        dir.join("meminfo"),
+        "MemTotal: 1000 kB\nMemAvailable: 500 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
+    )
+    .expect("meminfo");
+    std::fs::write(dir.join("mounts"), "").expect("mounts");
+    std::fs::write(dir.join("diskstats"), "").expect("diskstats");
+    std::fs::write(dir.join("net/dev"), "h\nh\n").expect("net/dev");
+    std::fs::write(dir.join("loadavg"), "0.50 0.50 0.50 1/100 1\n").expect("loadavg");
+}
+
+#[test]
+fn an_induced_anomaly_is_scored_stored_and_exported() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let proc_dir = home.path().join("proc");
+    fake_proc(&proc_dir);
+    let config = home.path().join("aegis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collect]\ninterval = \"100ms\"\nproc_root = \"{}\"\n[detect]\nwarmup = 20\nsettle = 40\n[store]\nflush_interval = \"100ms\"\n",
+            proc_dir.display()
+        ),
+    )
+    .expect("config");
+    let mut agent = Agent::start(&["--config", config.to_str().expect("utf8")]);
+
+    // Normal load wobbling around 0.5 for a while, then a jump to 40.
+    let writer_dir = proc_dir.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_writer = std::sync::Arc::clone(&stop);
+    let writer = std::thread::spawn(move || {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let started = Instant::now();
+        while !stop_writer.load(std::sync::atomic::Ordering::Relaxed) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let noise = (x % 1000) as f64 / 1000.0 * 0.2 - 0.1;
+            let load = if started.elapsed() < Duration::from_secs(10) {
+                0.5 + noise
+            } else {
+                40.0 + noise
+            };
+            let tmp = writer_dir.join("loadavg.tmp");
+            let _ = std::fs::write(&tmp, format!("{load:.3} 0.50 0.50 1/100 1\n"));
+            let _ = std::fs::rename(&tmp, writer_dir.join("loadavg"));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+
+    let found = wait_until(Duration::from_secs(30), || {
+        let list = agent.json("/api/v1/anomalies?status=open");
+        list.as_array()
+            .is_some_and(|a| a.iter().any(|r| r["series"] == "host_load1"))
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().expect("writer");
+    assert!(
+        found,
+        "no anomaly on host_load1: {}",
+        agent.get("/api/v1/anomalies").1
+    );
+
+    let list = agent.json("/api/v1/anomalies?series=host_load1");
+    let a = &list[0];
+    assert_eq!(a["kind"], "spike", "{a}");
+    assert!(
+        a["explanation"]
+            .as_str()
+            .unwrap_or("")
+            .contains("above the expected"),
+        "{a}"
+    );
+    assert!(a["detail"]["value"].as_f64().unwrap_or(0.0) > 30.0, "{a}");
+    assert!(a["score"].as_f64().unwrap_or(0.0) >= 0.99999, "{a}");
+
+    let series = agent.json("/api/v1/series/host_load1");
+    assert_eq!(series["score"]["state"], "ready", "{series}");
+    assert_eq!(series["score"]["open_anomaly"], a["id"], "{series}");
+    let (_, metrics) = agent.get("/metrics");
+    assert!(
+        metrics.contains("aegis_anomaly_score{series=\"host_load1\"}"),
+        "score not exported"
+    );
+    assert!(
+        metrics.contains("aegis_anomalies_open "),
+        "open count not exported"
+    );
+    let (code, body) = agent.get("/api/v1/anomalies?status=sometimes");
+    assert_eq!(code, 400, "{body}");
+
+    // Stored in SQLite, with its explanation, and still there after a stop.
+    agent.signal(Signal::SIGTERM);
+    assert!(agent
+        .wait(Duration::from_secs(5))
+        .is_some_and(|s| s.success()));
+    let conn = rusqlite::Connection::open(agent.db()).expect("open db");
+    let (series, explanation): (String, String) = conn
+        .query_row(
+            "SELECT series, explanation FROM anomalies WHERE series = 'host_load1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("anomaly row");
+    assert_eq!(series, "host_load1");
+    assert!(explanation.contains("sd above"), "{explanation}");
+}

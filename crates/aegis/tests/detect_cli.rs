@@ -9,19 +9,28 @@ use aegis_detect::eval::generate;
 const BIN: &str = env!("CARGO_BIN_EXE_aegis");
 
 fn detect(args: &[&str]) -> std::process::Output {
-    Command::new(BIN).arg("detect").args(args).output().expect("run aegis detect")
+    Command::new(BIN)
+        .arg("detect")
+        .args(args)
+        .output()
+        .expect("run aegis detect")
 }
 
 fn read_rows(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).expect("read output");
-    text.lines().map(|l| l.split(',').map(str::to_string).collect()).collect()
+    text.lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
 }
 
 #[test]
 fn scores_are_causal_a_prefix_scores_the_same_when_rows_are_appended() {
     let dir = tempfile::tempdir().expect("tempdir");
     let series = generate(42);
-    let s = series.iter().find(|s| s.name.starts_with("level_shift_gaussian")).expect("series");
+    let s = series
+        .iter()
+        .find(|s| s.name.starts_with("level_shift_gaussian"))
+        .expect("series");
     let full = dir.path().join("full.csv");
     std::fs::write(&full, s.to_csv()).expect("write");
     let csv = s.to_csv();
@@ -31,23 +40,46 @@ fn scores_are_causal_a_prefix_scores_the_same_when_rows_are_appended() {
 
     let (full_out, prefix_out) = (dir.path().join("full.out"), dir.path().join("prefix.out"));
     for (input, out) in [(&full, &full_out), (&prefix, &prefix_out)] {
-        let o = detect(&[input.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")]);
+        let o = detect(&[
+            input.to_str().expect("utf8"),
+            "--out",
+            out.to_str().expect("utf8"),
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let (a, b) = (read_rows(&full_out), read_rows(&prefix_out));
     assert_eq!(b.len(), 3_001);
-    assert_eq!(&a[..b.len()], &b[..], "appending rows changed earlier scores");
-    assert_eq!(a[0], vec!["timestamp", "value", "label", "anomaly_score", "alert"]);
+    assert_eq!(
+        &a[..b.len()],
+        &b[..],
+        "appending rows changed earlier scores"
+    );
+    assert_eq!(
+        a[0],
+        vec!["timestamp", "value", "label", "anomaly_score", "alert"]
+    );
 }
 
 #[test]
 fn alerts_land_on_the_labeled_anomalies_of_harness_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for s in generate(42).iter().filter(|s| ["spike_gaussian", "level_shift_counts_seasonal", "flatline_correlated"].iter().any(|n| s.name.starts_with(n))) {
+    for s in generate(42).iter().filter(|s| {
+        [
+            "spike_gaussian",
+            "level_shift_counts_seasonal",
+            "flatline_correlated",
+        ]
+        .iter()
+        .any(|n| s.name.starts_with(n))
+    }) {
         let input = dir.path().join(format!("{}.csv", s.name));
         let output = dir.path().join(format!("{}.out", s.name));
         std::fs::write(&input, s.to_csv()).expect("write");
-        let o = detect(&[input.to_str().expect("utf8"), "-o", output.to_str().expect("utf8")]);
+        let o = detect(&[
+            input.to_str().expect("utf8"),
+            "-o",
+            output.to_str().expect("utf8"),
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let rows = read_rows(&output);
         // Rows are timestamp, value, label, anomaly_score, alert.
@@ -76,19 +108,34 @@ fn alerts_land_on_the_labeled_anomalies_of_harness_files() {
 fn a_malformed_row_is_reported_with_its_line_or_skipped_and_counted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("bad.csv");
-    std::fs::write(&input, "timestamp,value\n1,2\n2,abc\n3,4\n4\n2014-04-10 00:00:00,5\n6,\n").expect("write");
+    std::fs::write(
+        &input,
+        "timestamp,value\n1,2\n2,abc\n3,4\n4\n2014-04-10 00:00:00,5\n6,\n",
+    )
+    .expect("write");
     let path = input.to_str().expect("utf8");
 
     let strict = detect(&[path]);
     assert_eq!(strict.status.code(), Some(65));
     let err = String::from_utf8_lossy(&strict.stderr);
-    assert!(err.contains(&format!("{path}:3: column `value`: \"abc\" is not a number")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{path}:3: column `value`: \"abc\" is not a number"
+        )),
+        "{err}"
+    );
 
     let lenient = detect(&[path, "--skip-bad-rows"]);
     assert!(lenient.status.success());
     let err = String::from_utf8_lossy(&lenient.stderr);
-    assert!(err.contains("4 rows scored") && err.contains("2 malformed rows skipped"), "{err}");
-    assert!(err.contains(":5: expected 2 fields as in the header, found 1"), "{err}");
+    assert!(
+        err.contains("4 rows scored") && err.contains("2 malformed rows skipped"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":5: expected 2 fields as in the header, found 1"),
+        "{err}"
+    );
     // The empty value is a missing point, not a malformed row.
     let out = String::from_utf8_lossy(&lenient.stdout);
     assert!(out.lines().any(|l| l.starts_with("6,,")), "{out}");
@@ -101,7 +148,9 @@ fn a_file_without_a_timestamp_column_is_refused_clearly() {
     std::fs::write(&input, "time,value\n1,2\n").expect("write");
     let o = detect(&[input.to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(65));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no `timestamp` column (it has: time, value)"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no `timestamp` column (it has: time, value)")
+    );
     let o = detect(&[input.to_str().expect("utf8"), "--column", "nope"]);
     assert_eq!(o.status.code(), Some(65));
 }

@@ -13,6 +13,7 @@ use aegis::detection::Detection;
 use aegis::pipeline::{Pipeline, PipelineConfig};
 use aegis_api::HistoryReader;
 use aegis_collect::sink;
+use aegis_core::config::DetectConfig;
 use aegis_core::ring::RingBounds;
 use aegis_core::{Clock, Family, Observation, SeriesKey, SystemClock};
 use aegis_detect::forest::ForestDetectorConfig;
@@ -82,7 +83,7 @@ async fn soak_bounds_hold_and_memory_stays_flat() {
             interval: Duration::from_secs(1),
             publish_every: Duration::from_millis(250),
         },
-        Detection::new(1, ForestDetectorConfig::default()),
+        Detection::new(1, &DetectConfig::default(), ForestDetectorConfig::default()),
     );
     let cancel = CancellationToken::new();
     let pipeline_task = tokio::spawn(pipeline.run(cancel.clone()));

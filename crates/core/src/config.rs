@@ -162,6 +162,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// The SQLite store.
     pub store: StoreConfig,
+    /// Anomaly detection.
+    pub detect: DetectConfig,
     /// The HTTP API and dashboard.
     pub api: ApiConfig,
     /// Logging.
@@ -264,6 +266,38 @@ impl Default for StoreConfig {
             retention_max_age: Interval(Duration::from_secs(7 * 24 * 3600)),
             retention_max_size: ByteSize(256 << 20),
             retention_interval: Interval(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// `[detect]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Whether series are scored at all.
+    pub enabled: bool,
+    /// Observations per series before anything is judged.
+    pub warmup: u32,
+    /// Further observations before the spike, shift and variance components
+    /// judge (their calibration needs to see the series' normal excursions).
+    pub settle: u32,
+    /// An anomaly opens when a series' tail probability falls to this.
+    pub alert_p: f64,
+    /// An anomaly closes after this many observations in a row with p above 1e-3.
+    pub close_after: u32,
+    /// Whether the isolation forest scores the host's combined figures.
+    pub forest: bool,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            warmup: 60,
+            settle: 600,
+            alert_p: 1e-5,
+            close_after: 10,
+            forest: true,
         }
     }
 }
@@ -513,6 +547,27 @@ impl Config {
                 "must be between 100ms and 5m, got {}",
                 self.agent.shutdown_timeout
             ),
+        );
+        let d = &self.detect;
+        check(
+            (10..=100_000).contains(&d.warmup),
+            "detect.warmup",
+            format!("must be between 10 and 100000, got {}", d.warmup),
+        );
+        check(
+            d.settle <= 1_000_000,
+            "detect.settle",
+            format!("must be at most 1000000, got {}", d.settle),
+        );
+        check(
+            d.alert_p > 0.0 && d.alert_p <= 0.01,
+            "detect.alert_p",
+            format!("must be above 0 and at most 0.01, got {}", d.alert_p),
+        );
+        check(
+            (1..=10_000).contains(&d.close_after),
+            "detect.close_after",
+            format!("must be between 1 and 10000, got {}", d.close_after),
         );
         let a = &self.api;
         if let Some(token) = &a.token {

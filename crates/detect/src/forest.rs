@@ -70,12 +70,18 @@ const LEAF: u32 = u32::MAX;
 
 /// One node: an internal split or a leaf. For a leaf, `split` holds the
 /// expected remaining path length `c(size)` of the rows that reached it.
+/// An internal node keeps the range `[lo, hi]` its rows spanned on the split
+/// feature: a row far outside it is isolated right there. Plain isolation
+/// forests score every row beyond the training range like the most extreme
+/// training row, however far it lies.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Node {
     feature: u32,
     split: f64,
     left: u32,
     right: u32,
+    lo: f64,
+    hi: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +236,8 @@ fn build(
         split: c(n),
         left: 0,
         right: 0,
+        lo: 0.0,
+        hi: 0.0,
     };
     if depth >= limit || idx.len() <= 1 {
         nodes.push(leaf(idx.len()));
@@ -274,6 +282,8 @@ fn build(
         split,
         left: 0,
         right: 0,
+        lo,
+        hi,
     });
     let (low, high) = idx.split_at_mut(mid);
     let left = build(rows, low, depth + 1, limit, rng, nodes);
@@ -292,7 +302,14 @@ fn path_length(tree: &Tree, row: &[f64]) -> f64 {
             return depth + node.split;
         }
         depth += 1.0;
-        at = if row[node.feature as usize] < node.split {
+        let v = row[node.feature as usize];
+        let width = node.hi - node.lo;
+        if v < node.lo - width || v > node.hi + width {
+            // Beyond the node's rows by more than their own spread: this
+            // split would isolate the row on its own.
+            return depth;
+        }
+        at = if v < node.split {
             node.left as usize
         } else {
             node.right as usize

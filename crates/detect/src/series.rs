@@ -82,6 +82,10 @@ impl Component {
 pub struct SeriesConfig {
     /// Observations before judging (robust start of level and scale).
     pub warmup: u32,
+    /// Observations after the warm-up before the spike, shift and variance
+    /// components judge: their statistics are autocorrelated, and their
+    /// calibrators must first see this series' ordinary excursions.
+    pub settle: u32,
     /// Weight of a new observation in the level.
     pub level_alpha: f64,
     /// Weight of a new observation in the scale.
@@ -108,6 +112,7 @@ impl Default for SeriesConfig {
     fn default() -> Self {
         Self {
             warmup: 60,
+            settle: 600,
             level_alpha: 0.02,
             scale_alpha: 0.01,
             huber: 3.0,
@@ -382,11 +387,6 @@ pub struct SeriesDetector {
 /// residuals against a profile learned on the first.
 const SEASON_DECISION: f64 = 2.0 * 86_400.0;
 
-/// Observations after the warm-up before the shift and variance components
-/// judge: their statistics are autocorrelated, and their calibrators need
-/// to see some excursions of this series first.
-const SETTLE: u32 = 600;
-
 /// Observations in a row during which an anomalous series barely teaches its
 /// baseline; after that, what persists is taken as the new normal.
 const MAX_FREEZE: u32 = 120;
@@ -498,7 +498,7 @@ impl SeriesDetector {
 
         // The z-based components judge once their calibrators have seen
         // this series' ordinary excursions.
-        let settled = self.seen >= self.config.warmup + SETTLE;
+        let settled = self.seen >= self.config.warmup + self.config.settle;
         if self.config.has(Component::Spike) {
             let p = self.cal[0].observe_with(z.abs(), self.frozen == 0);
             if settled {
@@ -561,7 +561,7 @@ impl SeriesDetector {
             let stat = self.drift_norm.apply(d.abs() / 0.5, self.frozen == 0);
             let p = self.cal[2].observe_with(stat, self.frozen == 0);
             self.drift_seen = self.drift_seen.saturating_add(1);
-            if self.drift_seen > SETTLE {
+            if self.drift_seen > self.config.settle {
                 findings[2] = Some(Finding {
                     component: Component::Drift,
                     p,
