@@ -74,14 +74,18 @@ const LEAF: u32 = u32::MAX;
 /// feature: a row far outside it is isolated right there. Plain isolation
 /// forests score every row beyond the training range like the most extreme
 /// training row, however far it lies.
+///
+/// Nodes are laid out depth first, so an internal node's left child is the
+/// next node and only the right child's index is stored; values are `f32`
+/// (features are ratios, loads and logs of rates). 20 bytes a node keeps a
+/// whole tree in a few cache lines.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Node {
     feature: u32,
-    split: f64,
-    left: u32,
     right: u32,
-    lo: f64,
-    hi: f64,
+    split: f32,
+    lo: f32,
+    hi: f32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -233,9 +237,8 @@ fn build(
     let me = nodes.len() as u32;
     let leaf = |n: usize| Node {
         feature: LEAF,
-        split: c(n),
-        left: 0,
         right: 0,
+        split: c(n) as f32,
         lo: 0.0,
         hi: 0.0,
     };
@@ -279,30 +282,28 @@ fn build(
     }
     nodes.push(Node {
         feature: f as u32,
-        split,
-        left: 0,
         right: 0,
-        lo,
-        hi,
+        split: split as f32,
+        lo: lo as f32,
+        hi: hi as f32,
     });
     let (low, high) = idx.split_at_mut(mid);
-    let left = build(rows, low, depth + 1, limit, rng, nodes);
+    // Depth first: the left child is the next node.
+    build(rows, low, depth + 1, limit, rng, nodes);
     let right = build(rows, high, depth + 1, limit, rng, nodes);
-    nodes[me as usize].left = left;
     nodes[me as usize].right = right;
     me
 }
 
 fn path_length(tree: &Tree, row: &[f64]) -> f64 {
     let mut at = 0usize;
-    let mut depth = 0.0;
-    loop {
-        let node = tree.nodes[at];
+    let mut depth = 0.0f64;
+    while let Some(node) = tree.nodes.get(at) {
         if node.feature == LEAF {
-            return depth + node.split;
+            return depth + f64::from(node.split);
         }
         depth += 1.0;
-        let v = row[node.feature as usize];
+        let v = row[node.feature as usize] as f32;
         let width = node.hi - node.lo;
         if v < node.lo - width || v > node.hi + width {
             // Beyond the node's rows by more than their own spread: this
@@ -310,11 +311,12 @@ fn path_length(tree: &Tree, row: &[f64]) -> f64 {
             return depth;
         }
         at = if v < node.split {
-            node.left as usize
+            at + 1
         } else {
             node.right as usize
         };
     }
+    depth
 }
 
 /// A published forest with what explanations need: each feature's median
