@@ -90,8 +90,8 @@ async fn soak_bounds_hold_and_memory_stays_flat() {
 
     // Producer: 4,000 steady series, plus a new series name every 64th
     // observation (a label explosion) that the series bound must refuse.
-    // Timestamps advance 1 ms per 64 observations, far faster than real
-    // time: steady series overflow their rings (count bound) and old points
+    // Timestamps advance 1 ms per 64 accepted observations, far faster than
+    // real time: steady series overflow their rings (count bound) and old points
     // also pass the age bound. The bounds are small so that every structure
     // reaches its steady state early, even in a debug build, and the rest of
     // the run shows whether memory stays there.
@@ -105,18 +105,21 @@ async fn soak_bounds_hold_and_memory_stays_flat() {
                 .map(|i| SeriesKey::instance(&SOAK, format!("s{i}")))
                 .collect();
             let mut produced: u64 = 0;
+            // Series and timestamps follow the accepted observations, so the
+            // bounds act the same however much the channel sheds.
+            let mut accepted: u64 = 0;
             while !stop.is_cancelled() {
                 for _ in 0..1024 {
-                    let series = if produced.is_multiple_of(64) {
+                    let series = if accepted.is_multiple_of(64) {
                         SeriesKey::instance(&SOAK, format!("burst{produced}"))
                     } else {
-                        steady[(produced % steady.len() as u64) as usize].clone()
+                        steady[(accepted % steady.len() as u64) as usize].clone()
                     };
-                    tx.send(Observation::value(
-                        series,
-                        t0 + (produced / 64) as i64,
-                        produced as f64,
-                    ));
+                    let obs =
+                        Observation::value(series, t0 + (accepted / 64) as i64, produced as f64);
+                    if tx.send(obs) {
+                        accepted += 1;
+                    }
                     produced += 1;
                 }
                 tokio::task::yield_now().await;
