@@ -131,7 +131,11 @@ impl Breaker {
     }
 
     fn cooldown(&self, trips: u32) -> Duration {
-        let factor = self.config.multiplier.max(1).saturating_pow(trips.saturating_sub(1));
+        let factor = self
+            .config
+            .multiplier
+            .max(1)
+            .saturating_pow(trips.saturating_sub(1));
         self.config
             .base_cooldown
             .saturating_mul(factor)
@@ -279,7 +283,10 @@ mod tests {
         assert_eq!(b.admit(s(12)), Admission::Probe);
         // The probe is lost. 30 s later it counts as failed and the breaker
         // reopens; after that cooldown a new probe is allowed.
-        assert!(matches!(b.state(s(42)), BreakerState::Open { trips: 2, .. }));
+        assert!(matches!(
+            b.state(s(42)),
+            BreakerState::Open { trips: 2, .. }
+        ));
         assert_eq!(b.admit(s(62)), Admission::Probe);
     }
 

@@ -1,1 +1,9 @@
-//! placeholder
+//! Healing: what to do about a problem, and doing it without making things
+//! worse.
+//!
+//! - [`breaker`]: the per-target circuit breaker that cannot stay open.
+//! - [`guard`]: every check an action passes (pause, maintenance, breaker,
+//!   cooldown, rate limit, budget, concurrency, dry-run).
+
+pub mod breaker;
+pub mod guard;
