@@ -20,5 +20,7 @@ apt_install() {
 ensure_test_dependencies() {
   # SQLite is compiled in (bundled); the C compiler builds it.
   command -v cc >/dev/null || apt_install gcc libc6-dev
-  apt_install pkg-config
+  # Real servers the healing tests flush (they start them on free ports
+  # themselves; the packages' own services are not used).
+  apt_install pkg-config redis-server memcached
 }

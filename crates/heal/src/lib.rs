@@ -4,6 +4,8 @@
 //! - [`breaker`]: the per-target circuit breaker that cannot stay open.
 //! - [`guard`]: every check an action passes (pause, maintenance, breaker,
 //!   cooldown, rate limit, budget, concurrency, dry-run).
+//! - [`exec`]: the executors, argv only, each with a timeout.
 
 pub mod breaker;
+pub mod exec;
 pub mod guard;

@@ -1,0 +1,143 @@
+//! Signalling a process by PID **and** start time, so a recycled PID is
+//! never hit. PID 1, the agent itself and deny-listed names are never targets.
+
+use std::path::Path;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::ExecError;
+
+/// Signals an action may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SignalName {
+    /// SIGTERM.
+    Term,
+    /// SIGKILL.
+    Kill,
+    /// SIGHUP.
+    Hup,
+    /// SIGINT.
+    Int,
+    /// SIGUSR1.
+    Usr1,
+    /// SIGUSR2.
+    Usr2,
+}
+
+impl SignalName {
+    fn signal(self) -> Signal {
+        match self {
+            SignalName::Term => Signal::SIGTERM,
+            SignalName::Kill => Signal::SIGKILL,
+            SignalName::Hup => Signal::SIGHUP,
+            SignalName::Int => Signal::SIGINT,
+            SignalName::Usr1 => Signal::SIGUSR1,
+            SignalName::Usr2 => Signal::SIGUSR2,
+        }
+    }
+}
+
+/// Which process, exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalProcess {
+    /// Process id.
+    pub pid: i32,
+    /// Its start time (field 22 of `/proc/PID/stat`, clock ticks after boot)
+    /// as seen when the process was chosen.
+    pub start_time: u64,
+    /// The signal.
+    pub signal: SignalName,
+}
+
+/// A process as `/proc/PID/stat` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcStat {
+    /// The command name (`comm`).
+    pub comm: String,
+    /// Start time in clock ticks after boot.
+    pub start_time: u64,
+}
+
+/// Reads `comm` and the start time of `pid` under `proc_root`.
+pub fn read_stat(proc_root: &Path, pid: i32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parses `/proc/PID/stat`. The command name is in parentheses and may hold
+/// spaces and parentheses itself, so the fields are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    // After ") ": state is field 3; starttime is field 22, the 20th here.
+    let start_time = text
+        .get(close + 1..)?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    Some(ProcStat { comm, start_time })
+}
+
+impl SignalProcess {
+    /// Sends the signal after every check. `deny` holds command names never
+    /// to signal.
+    pub fn run(&self, proc_root: &Path, deny: &[String]) -> Result<String, ExecError> {
+        if self.pid <= 1 {
+            return Err(ExecError::Refused(format!(
+                "PID {} is never a target",
+                self.pid
+            )));
+        }
+        if self.pid as u32 == std::process::id() {
+            return Err(ExecError::Refused("the agent never signals itself".into()));
+        }
+        let Some(stat) = read_stat(proc_root, self.pid) else {
+            return Err(ExecError::Refused(format!(
+                "process {} no longer exists",
+                self.pid
+            )));
+        };
+        if stat.start_time != self.start_time {
+            return Err(ExecError::Refused(format!(
+                "PID {} was recycled: it now belongs to {:?} started at tick {}, not the process started at tick {}",
+                self.pid, stat.comm, stat.start_time, self.start_time
+            )));
+        }
+        if deny.iter().any(|d| *d == stat.comm) {
+            return Err(ExecError::Refused(format!(
+                "{:?} is on the deny list",
+                stat.comm
+            )));
+        }
+        nix::sys::signal::kill(Pid::from_raw(self.pid), self.signal.signal()).map_err(|e| {
+            ExecError::Failed(format!("kill({}, {:?}): {e}", self.pid, self.signal))
+        })?;
+        Ok(format!(
+            "sent {:?} to {} ({})",
+            self.signal, self.pid, stat.comm
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_with_spaces_and_parentheses_parse() {
+        let stat = "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 50\n";
+        assert_eq!(
+            parse_stat(stat),
+            Some(ProcStat {
+                comm: "my (odd) proc".into(),
+                start_time: 987_654
+            })
+        );
+    }
+}

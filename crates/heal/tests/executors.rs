@@ -1,0 +1,394 @@
+//! Executors against the real thing: redis-server and memcached started on
+//! free loopback ports, real child processes, real signals.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aegis_heal::exec::memcached::MemcachedFlush;
+use aegis_heal::exec::process::{launched, RunCommand};
+use aegis_heal::exec::redis::RedisFlush;
+use aegis_heal::exec::service::ServiceRestart;
+use aegis_heal::exec::signal::{read_stat, SignalName, SignalProcess};
+use aegis_heal::exec::{ExecError, Secret};
+use aegis_heal::guard::{Guard, GuardConfig, Outcome, Skip};
+use std::io::{BufRead, BufReader, Write};
+
+const T: Duration = Duration::from_secs(5);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A server process killed when the test ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(program: &str, args: &[&str], port: u16) -> Server {
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program} ({e}); scripts/test.sh installs it"));
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{program} did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+fn redis(password: Option<&str>) -> (Server, u16) {
+    let port = free_port();
+    let p = port.to_string();
+    let mut args = vec![
+        "--port",
+        &p,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    if let Some(pw) = password {
+        args.extend(["--requirepass", pw]);
+    }
+    (start("redis-server", &args, port), port)
+}
+
+/// A blocking RESP client for checking what the executor did.
+fn redis_cmd(port: u16, cmds: &[&[&str]]) -> Vec<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    cmds.iter()
+        .map(|c| {
+            s.write_all(&aegis_heal::exec::redis::encode(c))
+                .expect("write");
+            let mut line = String::new();
+            r.read_line(&mut line).expect("read");
+            if line.starts_with('$') && line.trim() != "$-1" {
+                let mut value = String::new();
+                r.read_line(&mut value).expect("read bulk");
+                return value.trim().to_string();
+            }
+            line.trim().to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn redis_flushdb_with_password_empties_only_the_chosen_db() {
+    let (_server, port) = redis(Some("s3cret"));
+    let setup = redis_cmd(
+        port,
+        &[
+            &["AUTH", "s3cret"],
+            &["SET", "a", "1"],
+            &["SELECT", "1"],
+            &["SET", "b", "2"],
+        ],
+    );
+    assert!(setup.iter().all(|r| r == "+OK"), "{setup:?}");
+    let flush = RedisFlush {
+        address: format!("127.0.0.1:{port}"),
+        db: 0,
+        all: false,
+        username: None,
+        password: Some(Secret("s3cret".into())),
+    };
+    assert_eq!(
+        flush.run(T).await,
+        Ok(format!("FLUSHDB of db 0 on 127.0.0.1:{port}"))
+    );
+    let after = redis_cmd(
+        port,
+        &[
+            &["AUTH", "s3cret"],
+            &["DBSIZE"],
+            &["SELECT", "1"],
+            &["DBSIZE"],
+        ],
+    );
+    assert_eq!(after, vec!["+OK", ":0", "+OK", ":1"]);
+
+    let all = RedisFlush { all: true, ..flush };
+    assert!(all.run(T).await.is_ok());
+    assert_eq!(
+        redis_cmd(port, &[&["AUTH", "s3cret"], &["SELECT", "1"], &["DBSIZE"]])[2],
+        ":0"
+    );
+}
+
+#[tokio::test]
+async fn redis_acl_user_can_flush() {
+    let (_server, port) = redis(None);
+    let acl = redis_cmd(
+        port,
+        &[
+            &[
+                "ACL",
+                "SETUSER",
+                "healer",
+                "on",
+                ">pw-healer",
+                "~*",
+                "+@all",
+            ],
+            &["SET", "k", "v"],
+        ],
+    );
+    assert_eq!(acl, vec!["+OK", "+OK"]);
+    let flush = RedisFlush {
+        address: format!("127.0.0.1:{port}"),
+        db: 0,
+        all: false,
+        username: Some("healer".into()),
+        password: Some(Secret("pw-healer".into())),
+    };
+    assert!(flush.run(T).await.is_ok());
+    assert_eq!(redis_cmd(port, &[&["DBSIZE"]]), vec![":0"]);
+}
+
+#[tokio::test]
+async fn redis_wrong_password_and_closed_port_fail_clearly_and_feed_the_breaker() {
+    let (_server, port) = redis(Some("right"));
+    let wrong = RedisFlush {
+        address: format!("127.0.0.1:{port}"),
+        db: 0,
+        all: false,
+        username: None,
+        password: Some(Secret("wrong".into())),
+    };
+    let err = wrong.run(T).await.expect_err("wrong password");
+    assert!(
+        matches!(&err, ExecError::Failed(m) if m.contains("AUTH refused") && m.contains("WRONGPASS")),
+        "{err}"
+    );
+    assert!(err.is_target_failure());
+    // The secret never shows in debug output.
+    assert!(!format!("{wrong:?}").contains("wrong\""));
+
+    let closed = RedisFlush {
+        address: format!("127.0.0.1:{}", free_port()),
+        password: None,
+        ..wrong
+    };
+    let err = closed.run(T).await.expect_err("closed port");
+    assert!(
+        matches!(&err, ExecError::Failed(m) if m.contains("connecting to redis")),
+        "{err}"
+    );
+
+    // Three real failures open the target's breaker.
+    let mut guard = Guard::new(GuardConfig {
+        cooldown: Duration::ZERO,
+        ..GuardConfig::default()
+    });
+    let mut now = Duration::ZERO;
+    for _ in 0..3 {
+        let ticket = guard.check("redis", now, 0).expect("allowed");
+        let outcome = match closed.run(T).await {
+            Ok(_) => Outcome::Succeeded,
+            Err(e) if e.is_target_failure() => Outcome::Failed,
+            Err(_) => Outcome::NotAttempted,
+        };
+        guard.finish(ticket, outcome, now);
+        now += Duration::from_secs(1);
+    }
+    assert!(matches!(
+        guard.check("redis", now, 0),
+        Err(Skip::BreakerOpen { .. })
+    ));
+}
+
+fn memcached_cmd(port: u16, cmd: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(cmd.as_bytes()).expect("write");
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).expect("read");
+    line.trim().to_string()
+}
+
+#[tokio::test]
+async fn memcached_flush_all_empties_the_cache_and_a_closed_port_fails() {
+    let port = free_port();
+    let p = port.to_string();
+    let mut args = vec!["-p", &p, "-l", "127.0.0.1", "-U", "0"];
+    if nix::unistd::Uid::effective().is_root() {
+        args.extend(["-u", "root"]);
+    }
+    let _server = start("memcached", &args, port);
+    assert_eq!(memcached_cmd(port, "set k 0 0 1\r\nv\r\n"), "STORED");
+    let flush = MemcachedFlush {
+        address: format!("127.0.0.1:{port}"),
+    };
+    assert!(flush.run(T).await.is_ok());
+    assert_eq!(memcached_cmd(port, "get k\r\n"), "END");
+
+    let closed = MemcachedFlush {
+        address: format!("127.0.0.1:{}", free_port()),
+    };
+    let err = closed.run(T).await.expect_err("closed");
+    assert!(
+        err.is_target_failure() && err.to_string().contains("connecting to memcached"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn commands_run_as_argv_never_through_a_shell_and_time_out() {
+    let ok = RunCommand {
+        argv: vec!["true".into()],
+    };
+    assert!(ok.run(T).await.is_ok());
+    let fails = RunCommand {
+        argv: vec!["ls".into(), "/no/such/dir".into()],
+    };
+    let err = fails.run(T).await.expect_err("ls fails");
+    assert!(
+        matches!(&err, ExecError::Failed(m) if m.contains("exited with status 2")),
+        "{err}"
+    );
+    // The argument is one argument, not shell syntax: nothing expands.
+    let literal = RunCommand {
+        argv: vec!["echo".into(), "$HOME; rm -rf /".into()],
+    };
+    assert_eq!(
+        literal.run(T).await,
+        Ok("echo exited with status 0: $HOME; rm -rf /".to_string())
+    );
+    for shell in ["sh", "/bin/bash", "busybox"] {
+        let refused = RunCommand {
+            argv: vec![shell.into(), "-c".into(), "true".into()],
+        };
+        assert!(
+            matches!(refused.run(T).await, Err(ExecError::Refused(_))),
+            "{shell} was not refused"
+        );
+    }
+    let slow = RunCommand {
+        argv: vec!["sleep".into(), "30".into()],
+    };
+    let started = Instant::now();
+    assert_eq!(
+        slow.run(Duration::from_millis(200)).await,
+        Err(ExecError::Timeout(Duration::from_millis(200)))
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Every process this test started, exactly as configured, none a shell.
+    let ran: Vec<Vec<String>> = launched()
+        .into_iter()
+        .filter(|a| ["true", "ls", "echo", "sleep"].contains(&a[0].as_str()))
+        .collect();
+    assert_eq!(
+        ran,
+        vec![
+            vec!["true".to_string()],
+            vec!["ls".into(), "/no/such/dir".into()],
+            vec!["echo".into(), "$HOME; rm -rf /".into()],
+            vec!["sleep".into(), "30".into()],
+        ]
+    );
+    assert!(launched().iter().all(
+        |a| !["sh", "bash", "dash", "busybox"].contains(&a[0].rsplit('/').next().unwrap_or(""))
+    ));
+}
+
+#[tokio::test]
+async fn service_restart_says_systemd_unavailable_without_systemd() {
+    let restart = ServiceRestart {
+        unit: "nginx.service".into(),
+    };
+    assert_eq!(
+        restart.argv(),
+        vec!["systemctl", "restart", "--", "nginx.service"]
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = restart
+        .run(dir.path(), T)
+        .await
+        .expect_err("no systemd here");
+    assert!(
+        matches!(&err, ExecError::Unavailable(m) if m.starts_with("systemd unavailable")),
+        "{err}"
+    );
+    assert!(!err.is_target_failure());
+    let bad = ServiceRestart {
+        unit: "--force; reboot".into(),
+    };
+    assert!(matches!(
+        bad.run(Path::new("/"), T).await,
+        Err(ExecError::Refused(_))
+    ));
+}
+
+#[test]
+fn signals_go_by_pid_and_start_time_and_a_recycled_pid_is_refused() {
+    let proc_root = Path::new("/proc");
+    let mut child = Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
+    let pid = child.id() as i32;
+    let stat = read_stat(proc_root, pid).expect("stat of the child");
+    assert_eq!(stat.comm, "sleep");
+
+    // Same PID, different start time: a recycled PID. Refused.
+    let recycled = SignalProcess {
+        pid,
+        start_time: stat.start_time + 1,
+        signal: SignalName::Term,
+    };
+    let err = recycled.run(proc_root, &[]).expect_err("recycled pid");
+    assert!(
+        matches!(&err, ExecError::Refused(m) if m.contains("was recycled")),
+        "{err}"
+    );
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the process was hit"
+    );
+
+    // Deny-listed names, PID 1 and the agent itself are never targets.
+    let exact = SignalProcess {
+        pid,
+        start_time: stat.start_time,
+        signal: SignalName::Term,
+    };
+    assert!(matches!(
+        exact.run(proc_root, &["sleep".to_string()]),
+        Err(ExecError::Refused(_))
+    ));
+    for pid in [1, std::process::id() as i32] {
+        let me = SignalProcess {
+            pid,
+            start_time: 0,
+            signal: SignalName::Kill,
+        };
+        assert!(matches!(me.run(proc_root, &[]), Err(ExecError::Refused(_))));
+    }
+
+    // The right PID and start time: signalled.
+    assert!(exact.run(proc_root, &[]).is_ok());
+    let status = child.wait().expect("wait");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15));
+}
