@@ -109,7 +109,7 @@ impl SignalProcess {
                 self.pid, stat.comm, stat.start_time, self.start_time
             )));
         }
-        if deny.iter().any(|d| *d == stat.comm) {
+        if deny.contains(&stat.comm) {
             return Err(ExecError::Refused(format!(
                 "{:?} is on the deny list",
                 stat.comm
