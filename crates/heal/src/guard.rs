@@ -621,13 +621,10 @@ mod tests {
             for (target, dt, outcome) in steps {
                 now += s(dt);
                 let name = format!("t{target}");
-                match g.check(&name, now, 0) {
-                    Ok(ticket) => {
-                        allowed_at.entry(name.clone()).or_default().push(now);
-                        all.push(now);
-                        held.push(ticket);
-                    }
-                    Err(_) => {}
+                if let Ok(ticket) = g.check(&name, now, 0) {
+                    allowed_at.entry(name.clone()).or_default().push(now);
+                    all.push(now);
+                    held.push(ticket);
                 }
                 prop_assert!(g.in_flight() <= c.max_concurrent);
                 if outcome > 0 && !held.is_empty() {
