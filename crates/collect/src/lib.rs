@@ -4,6 +4,8 @@
 //! - [`host`]: CPU, memory, swap, load, filesystems, disk IO and network,
 //!   read from procfs (and `statvfs`), with the root configurable so tests use
 //!   a fake tree.
+//! - [`docker`]: containers, their resource use and Docker's event stream,
+//!   with reconnection when the engine goes away.
 //! - [`sink`]: the sending end of the observation channel, which sheds the
 //!   newest observation when the channel is full and counts it.
 //! - [`runner`]: runs a source on its schedule, records its health, stops on
@@ -11,6 +13,7 @@
 //!
 //! [`Observation`]: aegis_core::Observation
 
+pub mod docker;
 pub mod host;
 pub mod runner;
 pub mod sink;

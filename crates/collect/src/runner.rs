@@ -60,6 +60,28 @@ impl SourceHealth {
         }
     }
 
+    /// Records the end of a collection done outside [`run_polled`].
+    pub fn record(
+        &self,
+        state: SourceState,
+        at_ms: i64,
+        took: Duration,
+        observations: usize,
+        error: Option<String>,
+    ) {
+        self.update(|h| {
+            h.state = state;
+            h.collections += 1;
+            h.last_collection_ms = Some(at_ms);
+            h.last_duration_ms = Some(took.as_secs_f64() * 1000.0);
+            h.last_observations = observations;
+            if error.is_some() {
+                h.errors += 1;
+            }
+            h.last_error = error;
+        });
+    }
+
     fn update(&self, f: impl FnOnce(&mut SourceStatus)) {
         let mut guard = match self.0.lock() {
             Ok(g) => g,

@@ -5,6 +5,7 @@
 //! Nothing here performs I/O or knows about tokio, SQLite, HTTP or Docker;
 //! the other crates build on these types.
 
+pub mod action;
 pub mod clock;
 pub mod config;
 pub mod counter;

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aegis_heal::exec::memcached::MemcachedFlush;
-use aegis_heal::exec::process::{launched, RunCommand};
-use aegis_heal::exec::redis::RedisFlush;
-use aegis_heal::exec::service::ServiceRestart;
-use aegis_heal::exec::signal::{read_stat, SignalName, SignalProcess};
+use aegis_heal::exec::memcached::{self, MemcachedFlush};
+use aegis_heal::exec::process::{launched, run_command, RunCommand};
+use aegis_heal::exec::redis::{self, RedisFlush};
+use aegis_heal::exec::service::{self, ServiceRestart};
+use aegis_heal::exec::signal::{self, read_stat, SignalName, SignalProcess};
 use aegis_heal::exec::{ExecError, Secret};
 use aegis_heal::guard::{Guard, GuardConfig, Outcome, Skip};
 use std::io::{BufRead, BufReader, Write};
@@ -113,7 +113,7 @@ async fn redis_flushdb_with_password_empties_only_the_chosen_db() {
         password: Some(Secret("s3cret".into())),
     };
     assert_eq!(
-        flush.run(T).await,
+        redis::run(&flush, T).await,
         Ok(format!("FLUSHDB of db 0 on 127.0.0.1:{port}"))
     );
     let after = redis_cmd(
@@ -128,7 +128,7 @@ async fn redis_flushdb_with_password_empties_only_the_chosen_db() {
     assert_eq!(after, vec!["+OK", ":0", "+OK", ":1"]);
 
     let all = RedisFlush { all: true, ..flush };
-    assert!(all.run(T).await.is_ok());
+    assert!(redis::run(&all, T).await.is_ok());
     assert_eq!(
         redis_cmd(port, &[&["AUTH", "s3cret"], &["SELECT", "1"], &["DBSIZE"]])[2],
         ":0"
@@ -161,7 +161,7 @@ async fn redis_acl_user_can_flush() {
         username: Some("healer".into()),
         password: Some(Secret("pw-healer".into())),
     };
-    assert!(flush.run(T).await.is_ok());
+    assert!(redis::run(&flush, T).await.is_ok());
     assert_eq!(redis_cmd(port, &[&["DBSIZE"]]), vec![":0"]);
 }
 
@@ -175,7 +175,7 @@ async fn redis_wrong_password_and_closed_port_fail_clearly_and_feed_the_breaker(
         username: None,
         password: Some(Secret("wrong".into())),
     };
-    let err = wrong.run(T).await.expect_err("wrong password");
+    let err = redis::run(&wrong, T).await.expect_err("wrong password");
     assert!(
         matches!(&err, ExecError::Failed(m) if m.contains("AUTH refused") && m.contains("WRONGPASS")),
         "{err}"
@@ -189,7 +189,7 @@ async fn redis_wrong_password_and_closed_port_fail_clearly_and_feed_the_breaker(
         password: None,
         ..wrong
     };
-    let err = closed.run(T).await.expect_err("closed port");
+    let err = redis::run(&closed, T).await.expect_err("closed port");
     assert!(
         matches!(&err, ExecError::Failed(m) if m.contains("connecting to redis")),
         "{err}"
@@ -203,7 +203,7 @@ async fn redis_wrong_password_and_closed_port_fail_clearly_and_feed_the_breaker(
     let mut now = Duration::ZERO;
     for _ in 0..3 {
         let ticket = guard.check("redis", now, 0).expect("allowed");
-        let outcome = match closed.run(T).await {
+        let outcome = match redis::run(&closed, T).await {
             Ok(_) => Outcome::Succeeded,
             Err(e) if e.is_target_failure() => Outcome::Failed,
             Err(_) => Outcome::NotAttempted,
@@ -239,13 +239,13 @@ async fn memcached_flush_all_empties_the_cache_and_a_closed_port_fails() {
     let flush = MemcachedFlush {
         address: format!("127.0.0.1:{port}"),
     };
-    assert!(flush.run(T).await.is_ok());
+    assert!(memcached::run(&flush, T).await.is_ok());
     assert_eq!(memcached_cmd(port, "get k\r\n"), "END");
 
     let closed = MemcachedFlush {
         address: format!("127.0.0.1:{}", free_port()),
     };
-    let err = closed.run(T).await.expect_err("closed");
+    let err = memcached::run(&closed, T).await.expect_err("closed");
     assert!(
         err.is_target_failure() && err.to_string().contains("connecting to memcached"),
         "{err}"
@@ -257,11 +257,11 @@ async fn commands_run_as_argv_never_through_a_shell_and_time_out() {
     let ok = RunCommand {
         argv: vec!["true".into()],
     };
-    assert!(ok.run(T).await.is_ok());
+    assert!(run_command(&ok, T).await.is_ok());
     let fails = RunCommand {
         argv: vec!["ls".into(), "/no/such/dir".into()],
     };
-    let err = fails.run(T).await.expect_err("ls fails");
+    let err = run_command(&fails, T).await.expect_err("ls fails");
     assert!(
         matches!(&err, ExecError::Failed(m) if m.contains("exited with status 2")),
         "{err}"
@@ -271,7 +271,7 @@ async fn commands_run_as_argv_never_through_a_shell_and_time_out() {
         argv: vec!["echo".into(), "$HOME; rm -rf /".into()],
     };
     assert_eq!(
-        literal.run(T).await,
+        run_command(&literal, T).await,
         Ok("echo exited with status 0: $HOME; rm -rf /".to_string())
     );
     for shell in ["sh", "/bin/bash", "busybox"] {
@@ -279,7 +279,7 @@ async fn commands_run_as_argv_never_through_a_shell_and_time_out() {
             argv: vec![shell.into(), "-c".into(), "true".into()],
         };
         assert!(
-            matches!(refused.run(T).await, Err(ExecError::Refused(_))),
+            matches!(run_command(&refused, T).await, Err(ExecError::Refused(_))),
             "{shell} was not refused"
         );
     }
@@ -288,7 +288,7 @@ async fn commands_run_as_argv_never_through_a_shell_and_time_out() {
     };
     let started = Instant::now();
     assert_eq!(
-        slow.run(Duration::from_millis(200)).await,
+        run_command(&slow, Duration::from_millis(200)).await,
         Err(ExecError::Timeout(Duration::from_millis(200)))
     );
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -318,12 +318,11 @@ async fn service_restart_says_systemd_unavailable_without_systemd() {
         unit: "nginx.service".into(),
     };
     assert_eq!(
-        restart.argv(),
+        service::argv(&restart),
         vec!["systemctl", "restart", "--", "nginx.service"]
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = restart
-        .run(dir.path(), T)
+    let err = service::run(&restart, dir.path(), T)
         .await
         .expect_err("no systemd here");
     assert!(
@@ -335,7 +334,7 @@ async fn service_restart_says_systemd_unavailable_without_systemd() {
         unit: "--force; reboot".into(),
     };
     assert!(matches!(
-        bad.run(Path::new("/"), T).await,
+        service::run(&bad, Path::new("/"), T).await,
         Err(ExecError::Refused(_))
     ));
 }
@@ -357,7 +356,7 @@ fn signals_go_by_pid_and_start_time_and_a_recycled_pid_is_refused() {
         start_time: stat.start_time + 1,
         signal: SignalName::Term,
     };
-    let err = recycled.run(proc_root, &[]).expect_err("recycled pid");
+    let err = signal::run(&recycled, proc_root, &[]).expect_err("recycled pid");
     assert!(
         matches!(&err, ExecError::Refused(m) if m.contains("was recycled")),
         "{err}"
@@ -374,7 +373,7 @@ fn signals_go_by_pid_and_start_time_and_a_recycled_pid_is_refused() {
         signal: SignalName::Term,
     };
     assert!(matches!(
-        exact.run(proc_root, &["sleep".to_string()]),
+        signal::run(&exact, proc_root, &["sleep".to_string()]),
         Err(ExecError::Refused(_))
     ));
     for pid in [1, std::process::id() as i32] {
@@ -383,11 +382,14 @@ fn signals_go_by_pid_and_start_time_and_a_recycled_pid_is_refused() {
             start_time: 0,
             signal: SignalName::Kill,
         };
-        assert!(matches!(me.run(proc_root, &[]), Err(ExecError::Refused(_))));
+        assert!(matches!(
+            signal::run(&me, proc_root, &[]),
+            Err(ExecError::Refused(_))
+        ));
     }
 
     // The right PID and start time: signalled.
-    assert!(exact.run(proc_root, &[]).is_ok());
+    assert!(signal::run(&exact, proc_root, &[]).is_ok());
     let status = child.wait().expect("wait");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(15));

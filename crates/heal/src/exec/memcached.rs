@@ -2,50 +2,41 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+pub use aegis_core::action::MemcachedFlush;
+
 use super::ExecError;
 
-/// Parameters of a Memcached flush.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemcachedFlush {
-    /// `host:port`.
-    pub address: String,
+/// Sends `flush_all` and expects `OK`, within `timeout`.
+pub async fn run(p: &MemcachedFlush, timeout: Duration) -> Result<String, ExecError> {
+    match tokio::time::timeout(timeout, flush(p)).await {
+        Ok(r) => r,
+        Err(_) => Err(ExecError::Timeout(timeout)),
+    }
 }
 
-impl MemcachedFlush {
-    /// Sends `flush_all` and expects `OK`, within `timeout`.
-    pub async fn run(&self, timeout: Duration) -> Result<String, ExecError> {
-        match tokio::time::timeout(timeout, self.flush()).await {
-            Ok(r) => r,
-            Err(_) => Err(ExecError::Timeout(timeout)),
-        }
-    }
-
-    async fn flush(&self) -> Result<String, ExecError> {
-        let stream = TcpStream::connect(&self.address).await.map_err(|e| {
-            ExecError::Failed(format!("connecting to memcached at {}: {e}", self.address))
-        })?;
-        let mut reader = BufReader::new(stream);
-        reader
-            .get_mut()
-            .write_all(b"flush_all\r\n")
-            .await
-            .map_err(|e| ExecError::Failed(format!("sending flush_all: {e}")))?;
-        let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .await
-            .map_err(|e| ExecError::Failed(format!("reading the reply to flush_all: {e}")))?;
-        match line.trim_end() {
-            "OK" => Ok(format!("flush_all on {}", self.address)),
-            "" => Err(ExecError::Failed(
-                "connection closed before the reply to flush_all".into(),
-            )),
-            other => Err(ExecError::Failed(format!("flush_all refused: {other:?}"))),
-        }
+async fn flush(p: &MemcachedFlush) -> Result<String, ExecError> {
+    let stream = TcpStream::connect(&p.address)
+        .await
+        .map_err(|e| ExecError::Failed(format!("connecting to memcached at {}: {e}", p.address)))?;
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(b"flush_all\r\n")
+        .await
+        .map_err(|e| ExecError::Failed(format!("sending flush_all: {e}")))?;
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .await
+        .map_err(|e| ExecError::Failed(format!("reading the reply to flush_all: {e}")))?;
+    match line.trim_end() {
+        "OK" => Ok(format!("flush_all on {}", p.address)),
+        "" => Err(ExecError::Failed(
+            "connection closed before the reply to flush_all".into(),
+        )),
+        other => Err(ExecError::Failed(format!("flush_all refused: {other:?}"))),
     }
 }

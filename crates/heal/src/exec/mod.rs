@@ -11,8 +11,6 @@ pub mod signal;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 /// Why an action did not work. The distinction matters to the guard:
 /// only [`ExecError::Failed`] and [`ExecError::Timeout`] are failures of the
 /// target and feed its breaker.
@@ -41,13 +39,4 @@ impl ExecError {
     }
 }
 
-/// A secret in the config: never printed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
+pub use aegis_core::action::Secret;

@@ -114,22 +114,14 @@ pub async fn run(argv: &[String], timeout: Duration) -> Result<Finished, ExecErr
     }
 }
 
-/// A configured command: an argv and its timeout.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunCommand {
-    /// Program and arguments, e.g. `["/usr/local/bin/rotate-logs", "--now"]`.
-    pub argv: Vec<String>,
-}
+pub use aegis_core::action::RunCommand;
 
-impl RunCommand {
-    /// Runs it.
-    pub async fn run(&self, timeout: Duration) -> Result<String, ExecError> {
-        let done = run(&self.argv, timeout).await?;
-        Ok(if done.stdout.is_empty() {
-            format!("{} exited with status 0", self.argv[0])
-        } else {
-            format!("{} exited with status 0: {}", self.argv[0], done.stdout)
-        })
-    }
+/// Runs a configured command.
+pub async fn run_command(c: &RunCommand, timeout: Duration) -> Result<String, ExecError> {
+    let done = run(&c.argv, timeout).await?;
+    Ok(if done.stdout.is_empty() {
+        format!("{} exited with status 0", c.argv[0])
+    } else {
+        format!("{} exited with status 0: {}", c.argv[0], done.stdout)
+    })
 }

@@ -3,31 +3,12 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::{ExecError, Secret};
+pub use aegis_core::action::RedisFlush;
 
-/// Parameters of a Redis flush.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisFlush {
-    /// `host:port`.
-    pub address: String,
-    /// Database to flush (FLUSHDB); ignored with `all`.
-    #[serde(default)]
-    pub db: u32,
-    /// FLUSHALL instead of FLUSHDB.
-    #[serde(default)]
-    pub all: bool,
-    /// ACL user (Redis 6+); with `password`.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Password for AUTH.
-    #[serde(default)]
-    pub password: Option<Secret>,
-}
+use super::ExecError;
 
 /// Encodes a command as a RESP array of bulk strings.
 pub fn encode(args: &[&str]) -> Vec<u8> {
@@ -68,35 +49,33 @@ async fn call(reader: &mut BufReader<TcpStream>, args: &[&str]) -> Result<String
     }
 }
 
-impl RedisFlush {
-    /// Connects, authenticates, selects and flushes, all within `timeout`.
-    pub async fn run(&self, timeout: Duration) -> Result<String, ExecError> {
-        match tokio::time::timeout(timeout, self.flush()).await {
-            Ok(r) => r,
-            Err(_) => Err(ExecError::Timeout(timeout)),
-        }
+/// Connects, authenticates, selects and flushes, all within `timeout`.
+pub async fn run(p: &RedisFlush, timeout: Duration) -> Result<String, ExecError> {
+    match tokio::time::timeout(timeout, flush(p)).await {
+        Ok(r) => r,
+        Err(_) => Err(ExecError::Timeout(timeout)),
     }
+}
 
-    async fn flush(&self) -> Result<String, ExecError> {
-        let stream = TcpStream::connect(&self.address).await.map_err(|e| {
-            ExecError::Failed(format!("connecting to redis at {}: {e}", self.address))
-        })?;
-        let mut reader = BufReader::new(stream);
-        if let Some(password) = &self.password {
-            match &self.username {
-                Some(user) => call(&mut reader, &["AUTH", user, &password.0]).await?,
-                None => call(&mut reader, &["AUTH", &password.0]).await?,
-            };
-        }
-        if self.all {
-            call(&mut reader, &["FLUSHALL"]).await?;
-            Ok(format!("FLUSHALL on {}", self.address))
-        } else {
-            let db = self.db.to_string();
-            call(&mut reader, &["SELECT", &db]).await?;
-            call(&mut reader, &["FLUSHDB"]).await?;
-            Ok(format!("FLUSHDB of db {} on {}", self.db, self.address))
-        }
+async fn flush(p: &RedisFlush) -> Result<String, ExecError> {
+    let stream = TcpStream::connect(&p.address)
+        .await
+        .map_err(|e| ExecError::Failed(format!("connecting to redis at {}: {e}", p.address)))?;
+    let mut reader = BufReader::new(stream);
+    if let Some(password) = &p.password {
+        match &p.username {
+            Some(user) => call(&mut reader, &["AUTH", user, &password.0]).await?,
+            None => call(&mut reader, &["AUTH", &password.0]).await?,
+        };
+    }
+    if p.all {
+        call(&mut reader, &["FLUSHALL"]).await?;
+        Ok(format!("FLUSHALL on {}", p.address))
+    } else {
+        let db = p.db.to_string();
+        call(&mut reader, &["SELECT", &db]).await?;
+        call(&mut reader, &["FLUSHDB"]).await?;
+        Ok(format!("FLUSHDB of db {} on {}", p.db, p.address))
     }
 }
 

@@ -4,17 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+pub use aegis_core::action::ServiceRestart;
 
 use super::{process, ExecError};
-
-/// Parameters of a service restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceRestart {
-    /// The unit, e.g. `nginx.service`.
-    pub unit: String,
-}
 
 /// Whether systemd runs this host: the test `sd_booted(3)` makes.
 pub fn systemd_running(root: &Path) -> bool {
@@ -39,29 +31,27 @@ pub fn validate_unit(unit: &str) -> Result<(), ExecError> {
     }
 }
 
-impl ServiceRestart {
-    /// The argv that restarts the unit.
-    pub fn argv(&self) -> Vec<String> {
-        vec![
-            "systemctl".into(),
-            "restart".into(),
-            "--".into(),
-            self.unit.clone(),
-        ]
-    }
+/// The argv that restarts the unit.
+pub fn argv(s: &ServiceRestart) -> Vec<String> {
+    vec![
+        "systemctl".into(),
+        "restart".into(),
+        "--".into(),
+        s.unit.clone(),
+    ]
+}
 
-    /// Restarts the unit, if systemd runs this host (checked under `root`,
-    /// `/` in production).
-    pub async fn run(&self, root: &Path, timeout: Duration) -> Result<String, ExecError> {
-        validate_unit(&self.unit)?;
-        if !systemd_running(root) {
-            return Err(ExecError::Unavailable(format!(
-                "systemd unavailable: {} does not exist (PID 1 is not systemd), cannot restart {}",
-                PathBuf::from(root).join("run/systemd/system").display(),
-                self.unit
-            )));
-        }
-        process::run(&self.argv(), timeout).await?;
-        Ok(format!("restarted {}", self.unit))
+/// Restarts the unit, if systemd runs this host (checked under `root`, `/`
+/// in production).
+pub async fn run(s: &ServiceRestart, root: &Path, timeout: Duration) -> Result<String, ExecError> {
+    validate_unit(&s.unit)?;
+    if !systemd_running(root) {
+        return Err(ExecError::Unavailable(format!(
+            "systemd unavailable: {} does not exist (PID 1 is not systemd), cannot restart {}",
+            PathBuf::from(root).join("run/systemd/system").display(),
+            s.unit
+        )));
     }
+    process::run(&argv(s), timeout).await?;
+    Ok(format!("restarted {}", s.unit))
 }

@@ -5,52 +5,20 @@ use std::path::Path;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
 use super::ExecError;
 
-/// Signals an action may send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum SignalName {
-    /// SIGTERM.
-    Term,
-    /// SIGKILL.
-    Kill,
-    /// SIGHUP.
-    Hup,
-    /// SIGINT.
-    Int,
-    /// SIGUSR1.
-    Usr1,
-    /// SIGUSR2.
-    Usr2,
-}
+pub use aegis_core::action::{SignalName, SignalProcess};
 
-impl SignalName {
-    fn signal(self) -> Signal {
-        match self {
-            SignalName::Term => Signal::SIGTERM,
-            SignalName::Kill => Signal::SIGKILL,
-            SignalName::Hup => Signal::SIGHUP,
-            SignalName::Int => Signal::SIGINT,
-            SignalName::Usr1 => Signal::SIGUSR1,
-            SignalName::Usr2 => Signal::SIGUSR2,
-        }
+fn to_signal(name: SignalName) -> Signal {
+    match name {
+        SignalName::Term => Signal::SIGTERM,
+        SignalName::Kill => Signal::SIGKILL,
+        SignalName::Hup => Signal::SIGHUP,
+        SignalName::Int => Signal::SIGINT,
+        SignalName::Usr1 => Signal::SIGUSR1,
+        SignalName::Usr2 => Signal::SIGUSR2,
     }
-}
-
-/// Which process, exactly.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignalProcess {
-    /// Process id.
-    pub pid: i32,
-    /// Its start time (field 22 of `/proc/PID/stat`, clock ticks after boot)
-    /// as seen when the process was chosen.
-    pub start_time: u64,
-    /// The signal.
-    pub signal: SignalName,
 }
 
 /// A process as `/proc/PID/stat` describes it.
@@ -84,45 +52,39 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     Some(ProcStat { comm, start_time })
 }
 
-impl SignalProcess {
-    /// Sends the signal after every check. `deny` holds command names never
-    /// to signal.
-    pub fn run(&self, proc_root: &Path, deny: &[String]) -> Result<String, ExecError> {
-        if self.pid <= 1 {
-            return Err(ExecError::Refused(format!(
-                "PID {} is never a target",
-                self.pid
-            )));
-        }
-        if self.pid as u32 == std::process::id() {
-            return Err(ExecError::Refused("the agent never signals itself".into()));
-        }
-        let Some(stat) = read_stat(proc_root, self.pid) else {
-            return Err(ExecError::Refused(format!(
-                "process {} no longer exists",
-                self.pid
-            )));
-        };
-        if stat.start_time != self.start_time {
-            return Err(ExecError::Refused(format!(
-                "PID {} was recycled: it now belongs to {:?} started at tick {}, not the process started at tick {}",
-                self.pid, stat.comm, stat.start_time, self.start_time
-            )));
-        }
-        if deny.contains(&stat.comm) {
-            return Err(ExecError::Refused(format!(
-                "{:?} is on the deny list",
-                stat.comm
-            )));
-        }
-        nix::sys::signal::kill(Pid::from_raw(self.pid), self.signal.signal()).map_err(|e| {
-            ExecError::Failed(format!("kill({}, {:?}): {e}", self.pid, self.signal))
-        })?;
-        Ok(format!(
-            "sent {:?} to {} ({})",
-            self.signal, self.pid, stat.comm
-        ))
+/// Sends the signal after every check. `deny` holds command names never to
+/// signal.
+pub fn run(p: &SignalProcess, proc_root: &Path, deny: &[String]) -> Result<String, ExecError> {
+    if p.pid <= 1 {
+        return Err(ExecError::Refused(format!(
+            "PID {} is never a target",
+            p.pid
+        )));
     }
+    if p.pid as u32 == std::process::id() {
+        return Err(ExecError::Refused("the agent never signals itself".into()));
+    }
+    let Some(stat) = read_stat(proc_root, p.pid) else {
+        return Err(ExecError::Refused(format!(
+            "process {} no longer exists",
+            p.pid
+        )));
+    };
+    if stat.start_time != p.start_time {
+        return Err(ExecError::Refused(format!(
+                "PID {} was recycled: it now belongs to {:?} started at tick {}, not the process started at tick {}",
+                p.pid, stat.comm, stat.start_time, p.start_time
+            )));
+    }
+    if deny.contains(&stat.comm) {
+        return Err(ExecError::Refused(format!(
+            "{:?} is on the deny list",
+            stat.comm
+        )));
+    }
+    nix::sys::signal::kill(Pid::from_raw(p.pid), to_signal(p.signal))
+        .map_err(|e| ExecError::Failed(format!("kill({}, {:?}): {e}", p.pid, p.signal)))?;
+    Ok(format!("sent {:?} to {} ({})", p.signal, p.pid, stat.comm))
 }
 
 #[cfg(test)]
