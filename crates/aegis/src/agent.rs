@@ -20,6 +20,11 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use aegis_core::status::ActionRecord;
+use aegis_heal::engine::{Engine, EngineConfig, EngineHandle, Trigger};
+use aegis_heal::guard::{GuardConfig, MaintenanceWindow};
+use aegis_heal::policy::Policy;
+
 use crate::detection::Detection;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use aegis_detect::forest::ForestDetectorConfig;
@@ -89,6 +94,11 @@ pub async fn run(
 
     let (sink, rx) = sink::channel(config.history.channel_capacity);
     let host_health = SourceHealth::new("host");
+    let docker_health = SourceHealth::new("docker");
+    let mut sources = vec![host_health.clone()];
+    if config.docker.enabled {
+        sources.push(docker_health.clone());
+    }
     // Anomalies a previous run left open are closed: nobody watched them
     // end. Ids continue from the last one.
     let now_ms = clock.wall_ms();
@@ -112,7 +122,7 @@ pub async fn run(
         rx,
         sink.clone(),
         store.clone(),
-        vec![host_health.clone()],
+        sources,
         Arc::clone(&clock),
         PipelineConfig {
             bounds: RingBounds {
@@ -126,7 +136,69 @@ pub async fn run(
         detection,
     );
 
+    // Healing: the engine, its records to the store, its triggers from
+    // Docker and from the pipeline's anomalies.
+    let next_incident = store
+        .query(|c| aegis_store::actions::next_incident(c))
+        .await
+        .context("reading the store")?
+        .context("reading the actions table")?;
+    let (records_tx, mut records_rx) = tokio::sync::mpsc::channel::<ActionRecord>(1024);
+    let (engine, heal) = Engine::new(
+        engine_config(&config),
+        Policy::new(config.heal.rules.clone(), &config.docker.autoheal_label),
+        Arc::clone(&clock),
+        records_tx,
+        next_incident,
+    );
+    let pipeline = pipeline.with_heal(heal.clone());
+
     let tasks = TaskTracker::new();
+    tasks.spawn(engine.run(shutdown.child_token()));
+    {
+        let store = store.clone();
+        tasks.spawn(async move {
+            while let Some(record) = records_rx.recv().await {
+                let _ = store.write("healing record", move |c| {
+                    aegis_store::actions::insert(c, &record).map(|_| ())
+                });
+            }
+        });
+    }
+    if config.docker.enabled {
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(1024);
+        let (view_tx, _view) = tokio::sync::watch::channel(Arc::new(Vec::new()));
+        tasks.spawn(aegis_collect::docker::run_docker(
+            aegis_collect::docker::DockerConfig {
+                interval: config.docker.interval.0,
+                max_backoff: Duration::from_secs(30),
+                max_containers: 1_000,
+            },
+            Arc::clone(&clock),
+            sink.clone(),
+            events_tx,
+            view_tx,
+            docker_health,
+            shutdown.child_token(),
+        ));
+        let heal = heal.clone();
+        let stop = shutdown.child_token();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    e = events_rx.recv() => match e {
+                        Some(e) => {
+                            if !heal.trigger(Trigger::Container(e)) {
+                                tracing::warn!("healing engine busy; a container event was dropped");
+                            }
+                        }
+                        None => break,
+                    },
+                }
+            }
+        });
+    }
     let sources_stop = shutdown.child_token();
     let host = HostSource::new(&config.collect.proc_root).excluding(
         config.collect.exclude_interfaces.clone(),
@@ -152,6 +224,7 @@ pub async fn run(
         registry,
         token: config.api.token.as_deref().map(Arc::from),
         read_requires_token: config.api.read_requires_token,
+        heal: Some(Arc::new(HealApi(heal))),
     };
     let api_stop = shutdown.child_token();
     tasks.spawn(async move {
@@ -196,4 +269,86 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The engine's settings from the configuration.
+pub fn engine_config(config: &Config) -> EngineConfig {
+    let h = &config.heal;
+    let maintenance = h
+        .maintenance
+        .iter()
+        .filter_map(|w| {
+            let days = if w.days.is_empty() {
+                0b111_1111
+            } else {
+                w.days
+                    .iter()
+                    .filter_map(|d| aegis_core::config::parse_day(d))
+                    .fold(0u8, |acc, d| acc | (1 << d))
+            };
+            Some(MaintenanceWindow {
+                days,
+                start_minute: aegis_core::config::parse_hhmm(&w.start)?,
+                end_minute: aegis_core::config::parse_hhmm(&w.end)?,
+            })
+        })
+        .collect();
+    EngineConfig {
+        enabled: h.enabled,
+        guard: GuardConfig {
+            cooldown: h.cooldown.0,
+            rate_max: h.rate_max,
+            rate_window: h.rate_window.0,
+            budget_max: h.budget_max,
+            budget_window: h.budget_window.0,
+            max_concurrent: h.max_concurrent,
+            breaker: aegis_heal::breaker::BreakerConfig {
+                failure_threshold: h.breaker_failures,
+                base_cooldown: h.breaker_cooldown.0,
+                multiplier: 2,
+                max_cooldown: h.breaker_max_cooldown.0,
+                probe_timeout: h
+                    .attempt_timeout
+                    .0
+                    .saturating_mul(2)
+                    .max(Duration::from_secs(60)),
+            },
+            dry_run: h.dry_run,
+            maintenance,
+            max_targets: 10_000,
+        },
+        attempt_timeout: h.attempt_timeout.0,
+        retries: h.retries,
+        retry_backoff: h.retry_backoff.0,
+        verify_window: h.verify_window.0,
+        proc_root: config.collect.proc_root.clone(),
+        deny_processes: h.deny_processes.clone(),
+        alert_webhook: h.alert_webhook.clone(),
+        operator_grace: Duration::from_secs(15),
+        root: PathBuf::from("/"),
+    }
+}
+
+/// The engine as the API sees it.
+struct HealApi(EngineHandle);
+
+impl aegis_api::HealControl for HealApi {
+    fn status(&self) -> aegis_api::BoxFuture<'_, Option<serde_json::Value>> {
+        Box::pin(async move {
+            let status = self.0.status().await?;
+            serde_json::to_value(status).ok()
+        })
+    }
+
+    fn set_paused(&self, paused: bool) -> aegis_api::BoxFuture<'_, bool> {
+        Box::pin(self.0.set_paused(paused))
+    }
+
+    fn manual(
+        &self,
+        target: String,
+        spec: aegis_core::action::ActionSpec,
+    ) -> aegis_api::BoxFuture<'_, Option<i64>> {
+        Box::pin(self.0.manual(target, spec))
+    }
 }

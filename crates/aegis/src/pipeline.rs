@@ -13,10 +13,11 @@ use aegis_api::{BoxFuture, HistoryReader, Unavailable};
 use aegis_collect::{ObservationSink, SourceHealth};
 use aegis_core::ring::{History, RingBounds};
 use aegis_core::status::{
-    AnomalyQuery, AnomalyRecord, BufferStatus, HistoryStatus, Latest, SeriesDetail, SeriesSummary,
-    Status,
+    ActionQuery, ActionRecord, AnomalyQuery, AnomalyRecord, BufferStatus, HistoryStatus, Latest,
+    SeriesDetail, SeriesSummary, Status,
 };
 use aegis_core::{Clock, Observation, SeriesKey};
+use aegis_heal::engine::{EngineHandle, Trigger};
 use aegis_store::StoreHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -94,6 +95,23 @@ impl HistoryReader for HistoryHandle {
             }
         })
     }
+
+    fn actions(&self, query: ActionQuery) -> BoxFuture<'_, Result<Vec<ActionRecord>, Unavailable>> {
+        Box::pin(async move {
+            match self
+                .store
+                .query(move |c| aegis_store::actions::list(c, &query))
+                .await
+            {
+                Ok(Ok(rows)) => Ok(rows),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reading healing records");
+                    Err(Unavailable)
+                }
+                Err(_) => Err(Unavailable),
+            }
+        })
+    }
 }
 
 /// Settings of the pipeline.
@@ -127,6 +145,7 @@ pub struct Pipeline {
     detection: Detection,
     training: JoinSet<()>,
     changes: Vec<Change>,
+    heal: Option<EngineHandle>,
 }
 
 /// What the rest of the agent holds of the pipeline.
@@ -172,6 +191,7 @@ impl Pipeline {
             detection,
             training: JoinSet::new(),
             changes: Vec::new(),
+            heal: None,
         };
         pipeline.status_tx.send_replace(pipeline.status());
         let ends = PipelineEnds {
@@ -183,6 +203,12 @@ impl Pipeline {
             },
         };
         (pipeline, ends)
+    }
+
+    /// Tells the healing engine about anomalies as they open and close.
+    pub fn with_heal(mut self, heal: EngineHandle) -> Self {
+        self.heal = Some(heal);
+        self
     }
 
     /// Runs until `cancel` fires or every source is gone, then drains what is
@@ -264,6 +290,16 @@ impl Pipeline {
                         explanation = %record.explanation,
                         "anomaly opened"
                     );
+                    if let Some(heal) = &self.heal {
+                        heal.trigger(Trigger::AnomalyOpened {
+                            id: record.id,
+                            series: record.series.clone(),
+                            target: record.target.clone().unwrap_or_default(),
+                            component: record.kind.clone(),
+                            severity: record.severity.clone(),
+                            explanation: record.explanation.clone(),
+                        });
+                    }
                     self.store.write("anomaly opened", move |c| {
                         aegis_store::anomalies::insert(c, &record)
                     })
@@ -274,6 +310,9 @@ impl Pipeline {
                     detail,
                 } => {
                     tracing::info!(anomaly = id, "anomaly closed");
+                    if let Some(heal) = &self.heal {
+                        heal.trigger(Trigger::AnomalyClosed { id });
+                    }
                     self.store.write("anomaly closed", move |c| {
                         aegis_store::anomalies::close(c, id, closed_ms, &detail)
                     })

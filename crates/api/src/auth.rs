@@ -19,6 +19,16 @@ pub(crate) async fn reads(
     Ok(next.run(req).await)
 }
 
+/// Anything that changes state needs the token, always.
+pub(crate) async fn writes(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    check(state.token.as_deref(), &req)?;
+    Ok(next.run(req).await)
+}
+
 /// Checks the request's bearer token against `expected`. With no token
 /// configured, nothing that needs one is allowed.
 pub(crate) fn check(expected: Option<&str>, req: &Request) -> Result<(), ApiError> {

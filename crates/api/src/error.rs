@@ -16,6 +16,8 @@ pub enum ApiError {
     Forbidden,
     /// Nothing at that address.
     NotFound(String),
+    /// The body is larger than allowed.
+    TooLarge(String),
     /// The part of the agent that answers this is busy or stopped.
     Unavailable,
     /// A bug or an unexpected failure; logged, not shown.
@@ -35,6 +37,7 @@ impl IntoResponse for ApiError {
                 "the bearer token is not valid".to_string(),
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the agent is busy or shutting down; try again".to_string(),

@@ -14,8 +14,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use aegis_core::action::ActionSpec;
 use aegis_core::status::{
-    AnomalyQuery, AnomalyRecord, Latest, SeriesDetail, SeriesSummary, Status,
+    ActionQuery, ActionRecord, AnomalyQuery, AnomalyRecord, Latest, SeriesDetail, SeriesSummary,
+    Status,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -50,6 +52,18 @@ pub trait HistoryReader: Send + Sync + 'static {
         &self,
         query: AnomalyQuery,
     ) -> BoxFuture<'_, Result<Vec<AnomalyRecord>, Unavailable>>;
+    /// Stored healing records, newest first.
+    fn actions(&self, query: ActionQuery) -> BoxFuture<'_, Result<Vec<ActionRecord>, Unavailable>>;
+}
+
+/// Controls the healing engine.
+pub trait HealControl: Send + Sync + 'static {
+    /// The engine's state (breakers, guard counters, success rates) as JSON.
+    fn status(&self) -> BoxFuture<'_, Option<serde_json::Value>>;
+    /// Pauses or resumes every action; false when the engine is gone.
+    fn set_paused(&self, paused: bool) -> BoxFuture<'_, bool>;
+    /// Runs an action through the guard; the incident id.
+    fn manual(&self, target: String, spec: ActionSpec) -> BoxFuture<'_, Option<i64>>;
 }
 
 /// What the handlers share.
@@ -65,6 +79,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Whether reads need the token too.
     pub read_requires_token: bool,
+    /// The healing engine, when it runs.
+    pub heal: Option<Arc<dyn HealControl>>,
 }
 
 /// Builds the metrics registry from the published snapshots.
@@ -81,13 +97,24 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/series", get(series_list))
         .route("/api/v1/series/{*name}", get(series_one))
         .route("/api/v1/anomalies", get(anomalies))
+        .route("/api/v1/actions", get(actions_list))
+        .route("/api/v1/breakers", get(breakers))
         .route("/metrics", get(metrics_text))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::reads,
         ));
+    let writes = Router::new()
+        .route("/api/v1/actions", axum::routing::post(actions_manual))
+        .route("/api/v1/heal/pause", axum::routing::post(heal_pause))
+        .route("/api/v1/heal/resume", axum::routing::post(heal_resume))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::writes,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(writes)
         .merge(reads)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
@@ -195,6 +222,114 @@ async fn anomalies(
         .await
         .map_err(|_| ApiError::Unavailable)?;
     Ok(Json(rows))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionsQuery {
+    target: Option<String>,
+    incident: Option<i64>,
+    since: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn actions_list(
+    State(state): State<AppState>,
+    query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ActionRecord>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let now_ms = state.status.borrow().updated_ms;
+    let since_ms = q
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, now_ms))
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and 1000, got {limit}"
+        )));
+    }
+    let rows = state
+        .history
+        .actions(ActionQuery {
+            target: q.target,
+            incident: q.incident,
+            since_ms,
+            limit,
+        })
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    Ok(Json(rows))
+}
+
+fn heal(state: &AppState) -> Result<&Arc<dyn HealControl>, ApiError> {
+    state.heal.as_ref().ok_or_else(|| {
+        ApiError::NotFound("healing is disabled in this agent's configuration".into())
+    })
+}
+
+async fn breakers(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    heal(&state)?
+        .status()
+        .await
+        .map(Json)
+        .ok_or(ApiError::Unavailable)
+}
+
+/// Body of `POST /api/v1/actions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualBody {
+    /// A name for the target (the breaker and the records use it).
+    target: String,
+    /// The action, tagged by `kind`.
+    action: ActionSpec,
+}
+
+async fn actions_manual(
+    State(state): State<AppState>,
+    body: Result<Json<ManualBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(body) = body.map_err(|e| match e {
+        axum::extract::rejection::JsonRejection::BytesRejection(b) => {
+            ApiError::TooLarge(b.body_text())
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    })?;
+    if body.target.trim().is_empty() || body.target.len() > 256 {
+        return Err(ApiError::BadRequest(
+            "`target` must be 1 to 256 characters".into(),
+        ));
+    }
+    let incident = heal(&state)?
+        .manual(body.target, body.action)
+        .await
+        .ok_or(ApiError::Unavailable)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "incident": incident,
+            "records": format!("/api/v1/actions?incident={incident}"),
+        })),
+    ))
+}
+
+async fn heal_pause(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if heal(&state)?.set_paused(true).await {
+        Ok(Json(serde_json::json!({"paused": true})))
+    } else {
+        Err(ApiError::Unavailable)
+    }
+}
+
+async fn heal_resume(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if heal(&state)?.set_paused(false).await {
+        Ok(Json(serde_json::json!({"paused": false})))
+    } else {
+        Err(ApiError::Unavailable)
+    }
 }
 
 /// `since` is Unix milliseconds or a duration back from `now_ms`.

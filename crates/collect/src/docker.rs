@@ -298,7 +298,7 @@ impl Poller {
                 at_ms,
                 c.restart_count as f64,
             ));
-            match c.health.as_deref() {
+            match c.health.as_deref().filter(|_| c.state == "running") {
                 Some("healthy") => {
                     out.push(Observation::value(key(&CONTAINER_HEALTHY), at_ms, 1.0))
                 }
@@ -310,7 +310,12 @@ impl Poller {
             // A health change the event stream did not deliver (it was
             // down, or lagged): synthesise it, so healing never depends on
             // the stream alone.
+            // Only for running containers: a stopped container's health is
+            // not news, and its check stops on its own.
             let previous = self.last_health.insert(c.id.clone(), c.health.clone());
+            if c.state != "running" {
+                continue;
+            }
             if let (Some(Some(before)), Some(now_health)) = (&previous, &c.health) {
                 if before != now_health && (now_health == "healthy" || now_health == "unhealthy") {
                     let _ = self.events.try_send(ContainerEvent {

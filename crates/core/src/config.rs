@@ -164,6 +164,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// Anomaly detection.
     pub detect: DetectConfig,
+    /// The Docker source.
+    pub docker: DockerConfig,
+    /// Healing: policies and the guard around every action.
+    pub heal: HealConfig,
     /// The HTTP API and dashboard.
     pub api: ApiConfig,
     /// Logging.
@@ -300,6 +304,199 @@ impl Default for DetectConfig {
             forest: true,
         }
     }
+}
+
+/// `[docker]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerConfig {
+    /// Watch Docker (when an engine answers at `DOCKER_HOST` or the local socket).
+    pub enabled: bool,
+    /// How often containers are polled (events arrive at once regardless).
+    pub interval: Interval,
+    /// The label that opts a container in to healing (`LABEL=true`).
+    pub autoheal_label: String,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Interval(Duration::from_secs(5)),
+            autoheal_label: "aegis.autoheal".to_string(),
+        }
+    }
+}
+
+/// A weekly maintenance window (UTC) during which no action is taken.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// Days: `mon`..`sun`; empty means every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Start, `HH:MM` UTC.
+    pub start: String,
+    /// End, `HH:MM` UTC (before `start` to cross midnight).
+    pub end: String,
+}
+
+/// What starts a healing rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleTrigger {
+    /// Docker's health check turned `unhealthy`.
+    ContainerUnhealthy,
+    /// The container's process exited on its own with a non-zero code (not
+    /// an operator's stop).
+    ContainerDied,
+    /// The kernel killed the container for memory.
+    ContainerOom,
+    /// An anomaly opened on a series.
+    Anomaly,
+}
+
+/// A healing rule: what it reacts to and its ladder of actions.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// A name for logs and records.
+    pub name: String,
+    /// What starts it.
+    pub on: RuleTrigger,
+    /// Container name pattern (`*` matches anything), for container triggers.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Container label `key=value` that must be present.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Series name pattern (`*` wildcard), for anomaly triggers.
+    #[serde(default)]
+    pub series: Option<String>,
+    /// Only anomalies opened by this component (`spike`, `shift`, `forest`...).
+    #[serde(default)]
+    pub component: Option<String>,
+    /// Only anomalies at least this severe (`warning`, `critical`).
+    #[serde(default)]
+    pub min_severity: Option<String>,
+    /// The escalation ladder: tried in order until one is verified to heal.
+    pub actions: Vec<crate::action::ActionSpec>,
+}
+
+/// `[heal]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealConfig {
+    /// Take actions at all.
+    pub enabled: bool,
+    /// Decide and record, but do nothing.
+    pub dry_run: bool,
+    /// Least time between two actions on one target.
+    pub cooldown: Interval,
+    /// At most `rate_max` actions per target within `rate_window`; then stop
+    /// and alert.
+    pub rate_max: u32,
+    /// See `rate_max`.
+    pub rate_window: Interval,
+    /// At most `budget_max` actions on the whole host within `budget_window`.
+    pub budget_max: u32,
+    /// See `budget_max`.
+    pub budget_window: Interval,
+    /// Actions running at once.
+    pub max_concurrent: u32,
+    /// Time allowed to one attempt.
+    pub attempt_timeout: Interval,
+    /// Retries of a failed attempt (with jittered exponential backoff).
+    pub retries: u32,
+    /// First retry delay; doubles each retry.
+    pub retry_backoff: Interval,
+    /// How long the engine watches for recovery after an action.
+    pub verify_window: Interval,
+    /// Consecutive failures that open a target's breaker.
+    pub breaker_failures: u32,
+    /// First breaker cooldown; doubles with each trip.
+    pub breaker_cooldown: Interval,
+    /// Longest breaker cooldown.
+    pub breaker_max_cooldown: Interval,
+    /// Process names never signalled.
+    pub deny_processes: Vec<String>,
+    /// Where a give-up (or a rate-limited target) is told, if anywhere.
+    pub alert_webhook: Option<crate::action::Webhook>,
+    /// Windows in which no action is taken.
+    pub maintenance: Vec<MaintenanceConfig>,
+    /// Rules; with none, opted-in containers that turn unhealthy, die or
+    /// are OOM-killed are restarted.
+    pub rules: Vec<RuleConfig>,
+}
+
+impl Default for HealConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dry_run: false,
+            cooldown: Interval(Duration::from_secs(30)),
+            rate_max: 3,
+            rate_window: Interval(Duration::from_secs(600)),
+            budget_max: 20,
+            budget_window: Interval(Duration::from_secs(3600)),
+            max_concurrent: 4,
+            attempt_timeout: Interval(Duration::from_secs(30)),
+            retries: 1,
+            retry_backoff: Interval(Duration::from_secs(1)),
+            verify_window: Interval(Duration::from_secs(60)),
+            breaker_failures: 3,
+            breaker_cooldown: Interval(Duration::from_secs(30)),
+            breaker_max_cooldown: Interval(Duration::from_secs(1800)),
+            deny_processes: ["init", "systemd", "sshd", "dockerd", "containerd", "aegis"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            alert_webhook: None,
+            maintenance: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// Parses `HH:MM` into minutes after midnight.
+pub fn parse_hhmm(text: &str) -> Option<u16> {
+    let (h, m) = text.trim().split_once(':')?;
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+/// Parses a day name (`mon`, `monday`, ...) into 0 = Monday .. 6 = Sunday.
+pub fn parse_day(text: &str) -> Option<u8> {
+    let t = text.trim().to_ascii_lowercase();
+    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .position(|d| t.starts_with(d))
+        .map(|i| i as u8)
+}
+
+/// `*`-wildcard match (the only metacharacter).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(at) = rest.find(part) else {
+                return false;
+            };
+            rest = &rest[at + part.len()..];
+        }
+    }
+    true
 }
 
 /// The API's default address: loopback only.
@@ -569,6 +766,85 @@ impl Config {
             "detect.close_after",
             format!("must be between 1 and 10000, got {}", d.close_after),
         );
+        let h = &self.heal;
+        check(
+            h.rate_max >= 1,
+            "heal.rate_max",
+            "must be at least 1".to_string(),
+        );
+        check(
+            h.budget_max >= 1,
+            "heal.budget_max",
+            "must be at least 1".to_string(),
+        );
+        check(
+            (1..=64).contains(&h.max_concurrent),
+            "heal.max_concurrent",
+            format!("must be between 1 and 64, got {}", h.max_concurrent),
+        );
+        check(
+            h.retries <= 10,
+            "heal.retries",
+            format!("must be at most 10, got {}", h.retries),
+        );
+        check(
+            h.breaker_failures >= 1,
+            "heal.breaker_failures",
+            "must be at least 1".to_string(),
+        );
+        check(
+            h.attempt_timeout.0 >= Duration::from_millis(100),
+            "heal.attempt_timeout",
+            format!("must be at least 100ms, got {}", h.attempt_timeout),
+        );
+        for (i, w) in h.maintenance.iter().enumerate() {
+            let field = format!("heal.maintenance.{i}");
+            check(
+                parse_hhmm(&w.start).is_some(),
+                &field,
+                format!("start {:?} is not HH:MM", w.start),
+            );
+            check(
+                parse_hhmm(&w.end).is_some(),
+                &field,
+                format!("end {:?} is not HH:MM", w.end),
+            );
+            for d in &w.days {
+                check(
+                    parse_day(d).is_some(),
+                    &field,
+                    format!("{d:?} is not a day (mon..sun)"),
+                );
+            }
+        }
+        for (i, r) in h.rules.iter().enumerate() {
+            let field = format!("heal.rules.{i}");
+            check(
+                !r.actions.is_empty(),
+                &field,
+                format!("rule {:?} has no actions", r.name),
+            );
+            if let Some(label) = &r.label {
+                check(
+                    label.contains('='),
+                    &field,
+                    format!("label {label:?} must be key=value"),
+                );
+            }
+            if let Some(sev) = &r.min_severity {
+                check(
+                    ["info", "warning", "critical"].contains(&sev.as_str()),
+                    &field,
+                    format!("min_severity {sev:?} must be info, warning or critical"),
+                );
+            }
+            let container_trigger = r.on != RuleTrigger::Anomaly;
+            check(
+                !(container_trigger && (r.series.is_some() || r.component.is_some())),
+                &field,
+                "`series` and `component` only apply to `on = \"anomaly\"`".to_string(),
+            );
+        }
         let a = &self.api;
         if let Some(token) = &a.token {
             check(

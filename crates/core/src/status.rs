@@ -214,3 +214,45 @@ pub struct AnomalyQuery {
     /// Most rows returned (newest first).
     pub limit: u32,
 }
+
+/// One step of healing as stored and served by `GET /api/v1/actions`: a
+/// decision, an attempt, a skip with the guard's reason, a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// Stable id (0 before it is stored).
+    pub id: i64,
+    /// When, Unix ms.
+    pub at_ms: i64,
+    /// The incident this belongs to (all records of one problem share it).
+    pub incident: i64,
+    /// The anomaly that started it, if an anomaly did.
+    pub anomaly_id: Option<i64>,
+    /// What was acted on (a container name, a Redis address, a unit...).
+    pub target: String,
+    /// The action (`container_restart`, `redis_flush`...) or `none`.
+    pub action: String,
+    /// `succeeded`, `failed`, `skipped`, `dry_run`, `healed`, `not_healed`,
+    /// `gave_up`, `alerted`, `ignored`.
+    pub outcome: String,
+    /// Why: the guard's reason, the error, the trigger.
+    pub reason: String,
+    /// Attempt number within its rung (1-based; 0 for decisions and verdicts).
+    pub attempt: u32,
+    /// How long the attempt took.
+    pub duration_ms: Option<f64>,
+    /// Anything else: the trigger, the rung, timings.
+    pub detail: serde_json::Value,
+}
+
+/// Which healing records to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionQuery {
+    /// Only this target.
+    pub target: Option<String>,
+    /// Only this incident.
+    pub incident: Option<i64>,
+    /// Only records at or after this time, Unix ms.
+    pub since_ms: Option<i64>,
+    /// Most rows (newest first).
+    pub limit: u32,
+}

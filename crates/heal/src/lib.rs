@@ -5,7 +5,11 @@
 //! - [`guard`]: every check an action passes (pause, maintenance, breaker,
 //!   cooldown, rate limit, budget, concurrency, dry-run).
 //! - [`exec`]: the executors, argv only, each with a timeout.
+//! - [`policy`]: which rule answers a trigger.
+//! - [`engine`]: the task that climbs ladders, verifies and records.
 
 pub mod breaker;
+pub mod engine;
 pub mod exec;
 pub mod guard;
+pub mod policy;

@@ -11,6 +11,7 @@
 //! Retention by age and by size runs on its own schedule; `auto_vacuum =
 //! INCREMENTAL` lets the file shrink after old rows go.
 
+pub mod actions;
 pub mod anomalies;
 mod schema;
 

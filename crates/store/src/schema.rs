@@ -51,6 +51,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX actions_at ON actions(at_ms);
     ",
+    // 2: actions belong to incidents (one problem, its decision, attempts
+    // and verdicts).
+    "
+    ALTER TABLE actions ADD COLUMN incident INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX actions_incident ON actions(incident);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -3,11 +3,13 @@
 //! started from an argv vector (see [`process`]), Redis and Memcached are
 //! spoken to in their own protocols.
 
+pub mod container;
 pub mod memcached;
 pub mod process;
 pub mod redis;
 pub mod service;
 pub mod signal;
+pub mod webhook;
 
 use std::time::Duration;
 
