@@ -517,3 +517,111 @@ fn an_induced_anomaly_is_scored_stored_and_exported() {
     assert_eq!(series, "host_load1");
     assert!(explanation.contains("sd above"), "{explanation}");
 }
+
+fn http_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+#[test]
+fn state_changes_need_the_token_and_bodies_are_bounded() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = home.path().join("aegis.toml");
+    let token = "a-long-enough-test-token";
+    std::fs::write(
+        &config,
+        format!("[api]\ntoken = \"{token}\"\n[docker]\nenabled = false\n"),
+    )
+    .expect("config");
+    let agent = Agent::start(&["--config", config.to_str().expect("utf8")]);
+    let manual = r#"{"target": "touch-test", "action": {"kind": "command", "argv": ["true"]}}"#;
+    for path in [
+        "/api/v1/heal/pause",
+        "/api/v1/heal/resume",
+        "/api/v1/actions",
+    ] {
+        let (code, body) = http_post(agent.api, path, None, manual);
+        assert_eq!(code, 401, "{path} without a token: {body}");
+        let (code, body) = http_post(agent.api, path, Some("wrong-token-of-some-length"), manual);
+        assert_eq!(code, 403, "{path} with a wrong token: {body}");
+        assert!(body.contains("\"error\""), "{body}");
+    }
+    let big = format!(
+        r#"{{"target": "x", "action": {{"kind": "command", "argv": ["{}"]}}}}"#,
+        "a".repeat(70_000)
+    );
+    let (code, body) = http_post(agent.api, "/api/v1/actions", Some(token), &big);
+    assert_eq!(code, 413, "{body}");
+    let (code, body) = http_post(
+        agent.api,
+        "/api/v1/actions",
+        Some(token),
+        r#"{"target": "x", "action": {"kind": "reboot"}}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("unknown variant `reboot`"), "{body}");
+
+    let (code, body) = http_post(agent.api, "/api/v1/heal/pause", Some(token), "");
+    assert_eq!(
+        (code, body.contains("\"paused\":true")),
+        (200, true),
+        "{body}"
+    );
+    let (code, body) = http_post(agent.api, "/api/v1/heal/resume", Some(token), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http_post(agent.api, "/api/v1/actions", Some(token), manual);
+    assert_eq!(code, 202, "{body}");
+    let incident = serde_json::from_str::<serde_json::Value>(&body).expect("json")["incident"]
+        .as_i64()
+        .expect("incident");
+    assert!(wait_until(Duration::from_secs(10), || {
+        agent
+            .json(&format!("/api/v1/actions?incident={incident}"))
+            .as_array()
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|r| r["outcome"] == "succeeded" && r["action"] == "command")
+            })
+    }));
+    let breakers = agent.json("/api/v1/breakers");
+    assert_eq!(breakers["paused"], false, "{breakers}");
+    assert!(
+        breakers["targets"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["target"] == "command:true")),
+        "{breakers}"
+    );
+}
+
+#[test]
+fn without_a_configured_token_nothing_can_change_state() {
+    let agent = Agent::start(&["--interval", "1s"]);
+    let (code, _) = http_post(agent.api, "/api/v1/heal/pause", None, "");
+    assert_eq!(code, 401);
+    let (code, _) = http_post(
+        agent.api,
+        "/api/v1/heal/pause",
+        Some("anything-at-all-long"),
+        "",
+    );
+    assert_eq!(code, 403);
+}
