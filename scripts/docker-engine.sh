@@ -24,6 +24,10 @@ ensure_docker_engine() {
   if [ -f "$AEGIS_DOCKER_DIR/dockerd.pid" ] && ! kill -0 "$(cat "$AEGIS_DOCKER_DIR/dockerd.pid")" 2>/dev/null; then
     rm -f "$AEGIS_DOCKER_DIR/dockerd.pid"
   fi
+  # Leftovers of an engine that was killed (a network namespace mount).
+  if mountpoint -q "$AEGIS_DOCKER_DIR/exec/netns/default" 2>/dev/null; then
+    umount "$AEGIS_DOCKER_DIR/exec/netns/default" || true
+  fi
   echo "starting a private Docker engine at $sock" >&2
   dockerd --data-root "$AEGIS_DOCKER_DIR/data" --exec-root "$AEGIS_DOCKER_DIR/exec" \
     --pidfile "$AEGIS_DOCKER_DIR/dockerd.pid" --host "$sock" \

@@ -146,6 +146,7 @@ pub struct Pipeline {
     training: JoinSet<()>,
     changes: Vec<Change>,
     heal: Option<EngineHandle>,
+    heal_summary: Option<watch::Receiver<aegis_core::status::HealSummary>>,
 }
 
 /// What the rest of the agent holds of the pipeline.
@@ -192,6 +193,7 @@ impl Pipeline {
             training: JoinSet::new(),
             changes: Vec::new(),
             heal: None,
+            heal_summary: None,
         };
         pipeline.status_tx.send_replace(pipeline.status());
         let ends = PipelineEnds {
@@ -207,6 +209,7 @@ impl Pipeline {
 
     /// Tells the healing engine about anomalies as they open and close.
     pub fn with_heal(mut self, heal: EngineHandle) -> Self {
+        self.heal_summary = Some(heal.summary());
         self.heal = Some(heal);
         self
     }
@@ -422,6 +425,7 @@ impl Pipeline {
                 evicted_age: counters.evicted_age,
             },
             store: self.store.status(),
+            heal: self.heal_summary.as_ref().map(|r| r.borrow().clone()),
         }
     }
 }

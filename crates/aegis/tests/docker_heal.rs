@@ -147,14 +147,19 @@ impl Agent {
         }
     }
 
-    fn json(&self, path: &str) -> serde_json::Value {
+    fn text(&self, path: &str) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(self.api).expect("connect");
         write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("write");
         let mut raw = String::new();
         s.read_to_string(&mut raw).expect("read");
-        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+        raw.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.text(path)).unwrap_or(serde_json::Value::Null)
     }
 
     fn records(&self, target: &str) -> Vec<(String, String)> {
@@ -217,6 +222,9 @@ fn start_engine() {
     let dir = engine_dir();
     let sock = format!("unix://{}/docker.sock", dir.display());
     let log = std::fs::File::create(dir.join("dockerd.restart.log")).expect("log");
+    // The engine is meant to outlive this test (later tests and runs reuse
+    // it, as scripts/test.sh would have started it): it is not waited for.
+    #[allow(clippy::zombie_processes)]
     Command::new("dockerd")
         .args([
             "--data-root",
@@ -318,6 +326,15 @@ fn docker_healing_end_to_end() {
         "{:?}",
         agent.records(&stopped)
     );
+    assert!(
+        wait_until(Duration::from_secs(5), || agent.text("/metrics").contains(
+            "aegis_heal_records_total{action=\"container_restart\",outcome=\"healed\"} 1"
+        )),
+        "healing not in /metrics"
+    );
+    assert!(agent
+        .text("/metrics")
+        .contains("aegis_container_healthy{container="));
     let breakers = agent.json("/api/v1/breakers");
     assert!(
         breakers["targets"]

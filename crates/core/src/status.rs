@@ -108,6 +108,29 @@ pub struct Status {
     pub history: HistoryStatus,
     /// The store.
     pub store: StoreStatus,
+    /// Healing, when the engine runs.
+    pub heal: Option<HealSummary>,
+}
+
+/// The healing engine in numbers, for the status page and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HealSummary {
+    /// Actions paused (API).
+    pub paused: bool,
+    /// Dry-run.
+    pub dry_run: bool,
+    /// Attempts running.
+    pub in_flight: u32,
+    /// Incidents being handled.
+    pub open_incidents: u64,
+    /// Breakers open now.
+    pub breakers_open: u64,
+    /// Breakers half-open now.
+    pub breakers_half_open: u64,
+    /// Records by (action, outcome) since start.
+    pub outcomes: Vec<(String, String, u64)>,
+    /// Skips by the guard's reason since start.
+    pub skipped: Vec<(String, u64)>,
 }
 
 /// One series in `GET /api/v1/series`.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use aegis_collect::docker::{ContainerEvent, EventKind};
 use aegis_core::action::{ActionSpec, Webhook};
 use aegis_core::config::RuleTrigger;
-use aegis_core::status::ActionRecord;
+use aegis_core::status::{ActionRecord, HealSummary};
 use aegis_core::Clock;
 use bollard::Docker;
 use serde::Serialize;
@@ -138,6 +138,7 @@ enum Request {
 pub struct EngineHandle {
     triggers: mpsc::Sender<Trigger>,
     requests: mpsc::Sender<Request>,
+    summary: tokio::sync::watch::Receiver<HealSummary>,
 }
 
 impl std::fmt::Debug for Request {
@@ -147,6 +148,11 @@ impl std::fmt::Debug for Request {
 }
 
 impl EngineHandle {
+    /// The engine's figures, refreshed every quarter second.
+    pub fn summary(&self) -> tokio::sync::watch::Receiver<HealSummary> {
+        self.summary.clone()
+    }
+
     /// Sends a trigger without waiting; false when the engine is busy or gone.
     pub fn trigger(&self, t: Trigger) -> bool {
         self.triggers.try_send(t).is_ok()
@@ -220,6 +226,16 @@ struct AttemptDone {
     docker: Option<Docker>,
 }
 
+/// One record's content, before the engine stamps it.
+struct Step<'a> {
+    action: &'a str,
+    outcome: &'a str,
+    reason: String,
+    attempt: u32,
+    duration: Option<Duration>,
+    detail: serde_json::Value,
+}
+
 struct VerifyDone {
     incident: i64,
     healed: bool,
@@ -243,6 +259,8 @@ pub struct Engine {
     success: HashMap<(&'static str, &'static str), (u64, u64)>,
     attempts: JoinSet<AttemptDone>,
     verifications: JoinSet<VerifyDone>,
+    outcomes: HashMap<(String, String), u64>,
+    summary: tokio::sync::watch::Sender<HealSummary>,
 }
 
 fn symptom_name(t: RuleTrigger) -> &'static str {
@@ -274,6 +292,7 @@ impl Engine {
         let (ttx, triggers) = mpsc::channel(1024);
         let (rtx, requests) = mpsc::channel(64);
         let guard = Guard::new(config.guard.clone());
+        let (summary, summary_rx) = tokio::sync::watch::channel(HealSummary::default());
         (
             Self {
                 config,
@@ -291,10 +310,13 @@ impl Engine {
                 success: HashMap::new(),
                 attempts: JoinSet::new(),
                 verifications: JoinSet::new(),
+                outcomes: HashMap::new(),
+                summary,
             },
             EngineHandle {
                 triggers: ttx,
                 requests: rtx,
+                summary: summary_rx,
             },
         )
     }
@@ -323,30 +345,27 @@ impl Engine {
         }
     }
 
-    fn record(
-        &self,
-        inc: &Incident,
-        action: &str,
-        outcome: &str,
-        reason: String,
-        attempt: u32,
-        duration: Option<Duration>,
-        detail: serde_json::Value,
-    ) {
+    fn record(&mut self, inc: &Incident, step: Step<'_>) {
         let r = ActionRecord {
             id: 0,
             at_ms: self.clock.wall_ms(),
             incident: inc.id,
             anomaly_id: inc.anomaly_id,
             target: inc.target.clone(),
-            action: action.to_string(),
-            outcome: outcome.to_string(),
-            reason,
-            attempt,
-            duration_ms: duration.map(|d| d.as_secs_f64() * 1000.0),
-            detail,
+            action: step.action.to_string(),
+            outcome: step.outcome.to_string(),
+            reason: step.reason,
+            attempt: step.attempt,
+            duration_ms: step.duration.map(|d| d.as_secs_f64() * 1000.0),
+            detail: step.detail,
         };
         tracing::info!(incident = r.incident, target = %r.target, action = %r.action, outcome = %r.outcome, reason = %r.reason, "healing");
+        if self.outcomes.len() < 1_000 {
+            *self
+                .outcomes
+                .entry((r.action.clone(), r.outcome.clone()))
+                .or_insert(0) += 1;
+        }
         if self.records.try_send(r).is_err() {
             tracing::error!("healing record dropped: the record channel is full");
         }
@@ -561,12 +580,14 @@ impl Engine {
         let enabled = self.config.enabled;
         self.record(
             &inc,
-            "none",
-            if enabled { "decided" } else { "ignored" },
-            reason,
-            0,
-            None,
-            json!({"symptom": symptom_name}),
+            Step {
+                action: "none",
+                outcome: if enabled { "decided" } else { "ignored" },
+                reason,
+                attempt: 0,
+                duration: None,
+                detail: json!({"symptom": symptom_name}),
+            },
         );
         if !enabled {
             return Some(id);
@@ -634,12 +655,14 @@ impl Engine {
         };
         self.record(
             inc,
-            spec.name(),
-            outcome,
-            skip.as_str().to_string(),
-            0,
-            None,
-            detail,
+            Step {
+                action: spec.name(),
+                outcome,
+                reason: skip.as_str().to_string(),
+                attempt: 0,
+                duration: None,
+                detail,
+            },
         );
         match skip {
             Skip::Shed => {
@@ -749,12 +772,14 @@ impl Engine {
             Ok(message) => {
                 self.record(
                     &inc,
-                    action,
-                    "succeeded",
-                    message,
-                    done.attempts,
-                    Some(done.duration),
-                    detail,
+                    Step {
+                        action,
+                        outcome: "succeeded",
+                        reason: message,
+                        attempt: done.attempts,
+                        duration: Some(done.duration),
+                        detail,
+                    },
                 );
                 self.verify(&inc);
             }
@@ -766,12 +791,14 @@ impl Engine {
                 };
                 self.record(
                     &inc,
-                    action,
-                    outcome_name,
-                    format!("{target}: {e}"),
-                    done.attempts,
-                    Some(done.duration),
-                    detail,
+                    Step {
+                        action,
+                        outcome: outcome_name,
+                        reason: format!("{target}: {e}"),
+                        attempt: done.attempts,
+                        duration: Some(done.duration),
+                        detail,
+                    },
                 );
                 self.escalate(inc.id);
             }
@@ -857,12 +884,14 @@ impl Engine {
         }
         self.record(
             &inc,
-            action,
-            if healed { "healed" } else { "not_healed" },
-            detail.to_string(),
-            0,
-            None,
-            json!({"rung": inc.rung}),
+            Step {
+                action,
+                outcome: if healed { "healed" } else { "not_healed" },
+                reason: detail.to_string(),
+                attempt: 0,
+                duration: None,
+                detail: json!({"rung": inc.rung}),
+            },
         );
         if healed {
             self.close(id);
@@ -884,12 +913,14 @@ impl Engine {
         };
         self.record(
             &inc,
-            "none",
-            "gave_up",
-            why.clone(),
-            0,
-            None,
-            json!({"rung": inc.rung}),
+            Step {
+                action: "none",
+                outcome: "gave_up",
+                reason: why.clone(),
+                attempt: 0,
+                duration: None,
+                detail: json!({"rung": inc.rung}),
+            },
         );
         if let Some(hook) = self.config.alert_webhook.clone() {
             self.alert(&inc, hook, why);
@@ -923,12 +954,14 @@ impl Engine {
         if self.guard.dry_run() {
             self.record(
                 inc,
-                "webhook",
-                "dry_run",
-                format!("would alert {}: {why}", hook.url),
-                0,
-                None,
-                json!({}),
+                Step {
+                    action: "webhook",
+                    outcome: "dry_run",
+                    reason: format!("would alert {}: {why}", hook.url),
+                    attempt: 0,
+                    duration: None,
+                    detail: json!({}),
+                },
             );
             return;
         }
@@ -965,7 +998,51 @@ impl Engine {
         });
     }
 
+    fn publish(&mut self) {
+        let now = self.clock.monotonic();
+        let targets = self.guard.snapshot(now);
+        let mut outcomes: Vec<(String, String, u64)> = self
+            .outcomes
+            .iter()
+            .map(|((a, o), n)| (a.clone(), o.clone(), *n))
+            .collect();
+        outcomes.sort();
+        let mut skipped: Vec<(String, u64)> = self
+            .guard
+            .counters()
+            .skipped
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        skipped.sort();
+        let summary = HealSummary {
+            paused: self.guard.paused(),
+            dry_run: self.guard.dry_run(),
+            in_flight: self.guard.in_flight(),
+            open_incidents: self.incidents.len() as u64,
+            breakers_open: targets
+                .iter()
+                .filter(|t| matches!(t.breaker, crate::breaker::BreakerState::Open { .. }))
+                .count() as u64,
+            breakers_half_open: targets
+                .iter()
+                .filter(|t| matches!(t.breaker, crate::breaker::BreakerState::HalfOpen { .. }))
+                .count() as u64,
+            outcomes,
+            skipped,
+        };
+        self.summary.send_if_modified(|s| {
+            if *s == summary {
+                false
+            } else {
+                *s = summary;
+                true
+            }
+        });
+    }
+
     fn on_tick(&mut self) {
+        self.publish();
         let now = self.clock.monotonic();
         let mut retry = Vec::new();
         let mut expired = Vec::new();

@@ -88,7 +88,7 @@ async fn collect(
     until: impl Fn(&[ActionRecord]) -> bool,
 ) -> Vec<ActionRecord> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !until(&all) {
+    while !until(all) {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(r)) => all.push(r),
             _ => break,
