@@ -429,7 +429,8 @@ fn an_induced_anomaly_is_scored_stored_and_exported() {
     std::fs::write(
         &config,
         format!(
-            "[collect]\ninterval = \"100ms\"\nproc_root = \"{}\"\n[detect]\nwarmup = 20\nsettle = 40\n[store]\nflush_interval = \"100ms\"\n",
+            "[collect]\ninterval = \"100ms\"\nproc_root = \"{}\"\n[detect]\nwarmup = 20\nsettle = 40\n[store]\nflush_interval = \"100ms\"\n\
+             [[heal.rules]]\nname = \"load\"\non = \"anomaly\"\nseries = \"host_load*\"\nactions = [{{ kind = \"command\", argv = [\"true\"] }}]\n",
             proc_dir.display()
         ),
     )
@@ -497,6 +498,20 @@ fn an_induced_anomaly_is_scored_stored_and_exported() {
     assert!(
         metrics.contains("aegis_anomalies_open "),
         "open count not exported"
+    );
+    // The anomaly started the rule's ladder: decided, then the command ran.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            agent.json("/api/v1/actions").as_array().is_some_and(|r| {
+                r.iter().any(|r| {
+                    r["action"] == "command"
+                        && r["outcome"] == "succeeded"
+                        && r["anomaly_id"] == a["id"]
+                })
+            })
+        }),
+        "no healing for the anomaly: {}",
+        agent.get("/api/v1/actions").1
     );
     let (code, body) = agent.get("/api/v1/anomalies?status=sometimes");
     assert_eq!(code, 400, "{body}");

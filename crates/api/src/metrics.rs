@@ -72,6 +72,71 @@ fn labelled<'a, V: Copy + 'a>(
     Ok(())
 }
 
+/// The healing engine's figures. Label values are bounded: action kinds,
+/// outcomes, skip reasons and breaker states.
+fn encode_heal(
+    e: &mut DescriptorEncoder<'_>,
+    h: &aegis_core::status::HealSummary,
+) -> Result<(), std::fmt::Error> {
+    gauge(
+        e,
+        "aegis_heal_paused",
+        "1 while healing is paused.",
+        f64::from(u8::from(h.paused)),
+    )?;
+    gauge(
+        e,
+        "aegis_heal_dry_run",
+        "1 when healing runs in dry-run.",
+        f64::from(u8::from(h.dry_run)),
+    )?;
+    gauge(
+        e,
+        "aegis_heal_in_flight",
+        "Healing attempts running.",
+        f64::from(h.in_flight),
+    )?;
+    gauge(
+        e,
+        "aegis_heal_open_incidents",
+        "Incidents being handled.",
+        h.open_incidents as f64,
+    )?;
+    labelled(
+        e,
+        "aegis_heal_breakers",
+        "Circuit breakers by state (closed ones are not counted).",
+        MetricType::Gauge,
+        "state",
+        [
+            ("open", h.breakers_open),
+            ("half_open", h.breakers_half_open),
+        ],
+        |m, v| ConstGauge::new(v as i64).encode(m),
+    )?;
+    {
+        let mut m = e.encode_descriptor(
+            "aegis_heal_records",
+            "Healing records by action and outcome.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (action, outcome, n) in &h.outcomes {
+            let labels = [("action", action.as_str()), ("outcome", outcome.as_str())];
+            ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    labelled(
+        e,
+        "aegis_heal_skipped",
+        "Actions the guard held back, by reason.",
+        MetricType::Counter,
+        "reason",
+        h.skipped.iter().map(|(r, n)| (r.as_str(), *n)),
+        |m, v| ConstCounter::new(v).encode(m),
+    )
+}
+
 impl Collector for AgentCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.status.borrow().clone();
@@ -251,6 +316,9 @@ impl Collector for AgentCollector {
             s.store.last_flush_ms.unwrap_or(0) as f64 / 1000.0,
         )?;
 
+        if let Some(h) = &s.heal {
+            encode_heal(e, h)?;
+        }
         gauge(
             e,
             "aegis_anomalies_open",
