@@ -26,6 +26,10 @@ enum Command {
     Run(RunArgs),
     /// Show what a running agent sees.
     Status(StatusArgs),
+    /// Incidents (anomalies with the healing they caused), newest first.
+    Incidents(HistoryArgs),
+    /// Healing records (decisions, skips, attempts, verdicts), newest first.
+    Actions(HistoryArgs),
     /// Check a configuration file and point at every problem.
     CheckConfig {
         /// The file to check.
@@ -59,6 +63,31 @@ struct RunArgs {
     /// Log level or filter, like debug (overrides RUST_LOG and log.level).
     #[arg(long)]
     log_level: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct HistoryArgs {
+    /// Only since this long ago (`24h`, `30m`) or this Unix ms time.
+    #[arg(long, default_value = "24h")]
+    since: String,
+    /// Only this target (a container, a series, an address...).
+    #[arg(long)]
+    target: Option<String>,
+    /// Most rows.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+    /// The agent's API (default: from --config, else the default address).
+    #[arg(long, env = "AEGIS_URL")]
+    url: Option<String>,
+    /// Configuration file to take the API address and token from.
+    #[arg(long, short, env = "AEGIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Bearer token, when the API needs one for reads.
+    #[arg(long, env = "AEGIS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,6 +149,8 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Detect(args) => detect(args),
+        Command::Incidents(args) => history(args, true),
+        Command::Actions(args) => history(args, false),
         Command::Init => {
             print!("{}", aegis_core::config::DEFAULT_TOML);
             ExitCode::SUCCESS
@@ -129,6 +160,65 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+fn history(args: HistoryArgs, incidents: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<String> = runtime.block_on(async {
+        let endpoint = crate::client::Endpoint::resolve(args.url, args.config, args.token)?;
+        let mut query = format!("since={}&limit={}", urlencode(&args.since), args.limit);
+        if let Some(t) = &args.target {
+            query.push_str(&format!("&target={}", urlencode(t)));
+        }
+        if incidents {
+            let rows: Vec<aegis_core::status::Incident> =
+                endpoint.get(&format!("/api/v1/incidents?{query}")).await?;
+            Ok(if args.json {
+                serde_json::to_string_pretty(&rows)?
+            } else {
+                crate::client::render_incidents(&rows)
+            })
+        } else {
+            let rows: Vec<aegis_core::status::ActionRecord> =
+                endpoint.get(&format!("/api/v1/actions?{query}")).await?;
+            Ok(if args.json {
+                serde_json::to_string_pretty(&rows)?
+            } else {
+                crate::client::render_actions(&rows)
+            })
+        }
+    });
+    match result {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Exit code for input data that cannot be used (EX_DATAERR).

@@ -218,3 +218,122 @@ pub fn render(base: &str, s: &Status, series: &[SeriesSummary]) -> String {
     );
     o
 }
+
+/// Where the agent's API is and how to authenticate, from the flags.
+pub struct Endpoint {
+    base: String,
+    token: Option<String>,
+}
+
+impl Endpoint {
+    /// From `--url`, `--config` and `--token` (in that order of precedence).
+    pub fn resolve(
+        url: Option<String>,
+        config: Option<PathBuf>,
+        token: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let file = match &config {
+            Some(path) => Some(Config::from_file(path)?),
+            None => None,
+        };
+        let base = match (url, &file) {
+            (Some(u), _) => u.trim_end_matches('/').to_string(),
+            (None, Some(c)) => format!("http://{}", c.api.listen),
+            (None, None) => format!("http://{}", aegis_core::config::DEFAULT_LISTEN),
+        };
+        let token = token.or_else(|| file.and_then(|c| c.api.token));
+        Ok(Self { base, token })
+    }
+
+    /// GETs `path` and parses the JSON answer.
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client")?;
+        let mut req = client.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let response = req.send().await.with_context(|| {
+            format!(
+                "cannot reach the agent at {} (is `aegis run` running?)",
+                self.base
+            )
+        })?;
+        let code = response.status();
+        let body = response.text().await.context("reading the answer")?;
+        if !code.is_success() {
+            anyhow::bail!("{}{path} answered {code}: {body}", self.base);
+        }
+        serde_json::from_str(&body)
+            .with_context(|| format!("{}{path}: unexpected answer", self.base))
+    }
+}
+
+/// Local time is not known without a time zone database: times are UTC.
+pub fn utc(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s.replace('T', " ").trim_end_matches('Z').to_string()
+}
+
+/// Renders incidents as a readable list: each with its records.
+pub fn render_incidents(incidents: &[aegis_core::status::Incident]) -> String {
+    let mut o = String::new();
+    if incidents.is_empty() {
+        o.push_str("no incidents\n");
+        return o;
+    }
+    for i in incidents {
+        let ended = i.ended_ms.map(utc).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            o,
+            "{}  {}  {:<9} {:<8} {}  (until {ended} UTC)",
+            utc(i.started_ms),
+            i.id,
+            i.status,
+            i.severity,
+            i.target
+        );
+        let _ = writeln!(o, "    {}", i.summary);
+        for a in &i.actions {
+            let _ = writeln!(
+                o,
+                "    {}  {:<20} {:<13} {}",
+                utc(a.at_ms).get(11..).unwrap_or(""),
+                a.action,
+                a.outcome,
+                a.reason
+            );
+        }
+    }
+    o
+}
+
+/// Renders healing records as a table.
+pub fn render_actions(actions: &[aegis_core::status::ActionRecord]) -> String {
+    let mut o = String::new();
+    if actions.is_empty() {
+        o.push_str("no actions\n");
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "{:<19}  {:>8}  {:<24} {:<20} {:<13} reason",
+        "time (UTC)", "incident", "target", "action", "outcome"
+    );
+    for a in actions {
+        let _ = writeln!(
+            o,
+            "{:<19}  {:>8}  {:<24} {:<20} {:<13} {}",
+            utc(a.at_ms),
+            a.incident,
+            a.target.chars().take(24).collect::<String>(),
+            a.action,
+            a.outcome,
+            a.reason
+        );
+    }
+    o
+}

@@ -13,8 +13,8 @@ use aegis_api::{BoxFuture, HistoryReader, Unavailable};
 use aegis_collect::{ObservationSink, SourceHealth};
 use aegis_core::ring::{History, RingBounds};
 use aegis_core::status::{
-    ActionQuery, ActionRecord, AnomalyQuery, AnomalyRecord, BufferStatus, HistoryStatus, Latest,
-    SeriesDetail, SeriesSummary, Status,
+    ActionQuery, ActionRecord, AnomalyQuery, AnomalyRecord, BufferStatus, HistoryStatus, Incident,
+    IncidentQuery, Latest, SeriesDetail, SeriesSummary, Status,
 };
 use aegis_core::{Clock, Observation, SeriesKey};
 use aegis_heal::engine::{EngineHandle, Trigger};
@@ -89,6 +89,23 @@ impl HistoryReader for HistoryHandle {
                 Ok(Ok(rows)) => Ok(rows),
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "reading anomalies");
+                    Err(Unavailable)
+                }
+                Err(_) => Err(Unavailable),
+            }
+        })
+    }
+
+    fn incidents(&self, query: IncidentQuery) -> BoxFuture<'_, Result<Vec<Incident>, Unavailable>> {
+        Box::pin(async move {
+            match self
+                .store
+                .query(move |c| aegis_store::incidents::list(c, &query))
+                .await
+            {
+                Ok(Ok(rows)) => Ok(rows),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reading incidents");
                     Err(Unavailable)
                 }
                 Err(_) => Err(Unavailable),

@@ -90,7 +90,6 @@ fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 struct Agent {
     child: Child,
     api: SocketAddr,
-    _home: tempfile::TempDir,
 }
 
 impl Drop for Agent {
@@ -101,9 +100,8 @@ impl Drop for Agent {
 }
 
 impl Agent {
-    fn start() -> Agent {
-        let home = tempfile::tempdir().expect("tempdir");
-        let config = home.path().join("aegis.toml");
+    fn start(home: &std::path::Path) -> Agent {
+        let config = home.join("aegis.toml");
         std::fs::write(
             &config,
             "[docker]\ninterval = \"1s\"\n[heal]\ncooldown = \"1s\"\nverify_window = \"30s\"\nrate_max = 10\n[detect]\nenabled = false\n",
@@ -119,7 +117,7 @@ impl Agent {
                 "--config",
             ])
             .arg(&config)
-            .env("HOME", home.path())
+            .env("HOME", home)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -140,11 +138,7 @@ impl Agent {
                 break v["api"].as_str().expect("api").parse().expect("addr");
             }
         };
-        Agent {
-            child,
-            api,
-            _home: home,
-        }
+        Agent { child, api }
     }
 
     fn text(&self, path: &str) -> String {
@@ -278,7 +272,8 @@ fn docker_healing_end_to_end() {
             health(c)
         );
     }
-    let agent = Agent::start();
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut agent = Agent::start(home.path());
     assert!(
         wait_until(Duration::from_secs(10), || agent.docker_state() == "ok"),
         "docker source: {}",
@@ -342,6 +337,46 @@ fn docker_healing_end_to_end() {
             .is_some_and(|t| t.iter().any(|t| t["target"] == opted.as_str())),
         "{breakers}"
     );
+
+    // History survives a restart of the agent: `aegis incidents` shows the
+    // incident with its actions and verdict.
+    let _ = agent.child.kill();
+    let _ = agent.child.wait();
+    agent = Agent::start(home.path());
+    let out = Command::new(BIN)
+        .args([
+            "incidents",
+            "--url",
+            &format!("http://{}", agent.api),
+            "--target",
+            &opted,
+        ])
+        .output()
+        .expect("aegis incidents");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("healed") && text.contains("container_restart") && text.contains(&opted),
+        "{text}"
+    );
+    let json = Command::new(BIN)
+        .args([
+            "incidents",
+            "--json",
+            "--url",
+            &format!("http://{}", agent.api),
+            "--target",
+            &opted,
+        ])
+        .output()
+        .expect("aegis incidents --json");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v[0]["status"], "healed", "{v}");
+    assert!(wait_until(Duration::from_secs(10), || agent.docker_state() == "ok"));
 
     // The engine goes away and comes back.
     if !private {

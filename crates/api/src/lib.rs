@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use aegis_core::action::ActionSpec;
 use aegis_core::status::{
-    ActionQuery, ActionRecord, AnomalyQuery, AnomalyRecord, Latest, SeriesDetail, SeriesSummary,
-    Status,
+    ActionQuery, ActionRecord, AnomalyQuery, AnomalyRecord, Incident, IncidentQuery, Latest,
+    SeriesDetail, SeriesSummary, Status,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -54,6 +54,8 @@ pub trait HistoryReader: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<AnomalyRecord>, Unavailable>>;
     /// Stored healing records, newest first.
     fn actions(&self, query: ActionQuery) -> BoxFuture<'_, Result<Vec<ActionRecord>, Unavailable>>;
+    /// Incidents, newest first.
+    fn incidents(&self, query: IncidentQuery) -> BoxFuture<'_, Result<Vec<Incident>, Unavailable>>;
 }
 
 /// Controls the healing engine.
@@ -98,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/series/{*name}", get(series_one))
         .route("/api/v1/anomalies", get(anomalies))
         .route("/api/v1/actions", get(actions_list))
+        .route("/api/v1/incidents", get(incidents_list))
         .route("/api/v1/breakers", get(breakers))
         .route("/metrics", get(metrics_text))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -258,6 +261,69 @@ async fn actions_list(
             incident: q.incident,
             since_ms,
             limit,
+        })
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    Ok(Json(rows))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    target: Option<String>,
+    severity: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+async fn incidents_list(
+    State(state): State<AppState>,
+    query: Result<Query<IncidentsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Incident>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let now_ms = state.status.borrow().updated_ms;
+    let time = |v: &Option<String>| {
+        v.as_deref()
+            .map(|s| parse_since(s, now_ms))
+            .transpose()
+            .map_err(ApiError::BadRequest)
+    };
+    let open = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some("open") => Some(true),
+        Some("closed") => Some(false),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "`status` must be open, closed or all, got {other:?}"
+            )))
+        }
+    };
+    if let Some(sev) = &q.severity {
+        if !["info", "warning", "critical"].contains(&sev.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "`severity` must be info, warning or critical, got {sev:?}"
+            )));
+        }
+    }
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > 500 {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and 500, got {limit}"
+        )));
+    }
+    let rows = state
+        .history
+        .incidents(IncidentQuery {
+            since_ms: time(&q.since)?,
+            until_ms: time(&q.until)?,
+            target: q.target,
+            min_severity: q.severity,
+            open,
+            limit,
+            offset: q.offset.unwrap_or(0),
         })
         .await
         .map_err(|_| ApiError::Unavailable)?;

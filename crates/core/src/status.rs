@@ -279,3 +279,46 @@ pub struct ActionQuery {
     /// Most rows (newest first).
     pub limit: u32,
 }
+
+/// One incident: an anomaly with the healing it caused, or a healing
+/// started by a container event, with every record in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// `anomaly-ID` or `healing-ID`.
+    pub id: String,
+    /// When it started, Unix ms.
+    pub started_ms: i64,
+    /// When it ended (anomaly closed, or the last verdict), Unix ms.
+    pub ended_ms: Option<i64>,
+    /// What it concerns.
+    pub target: String,
+    /// `info`, `warning`, `critical` (healing incidents: `warning`).
+    pub severity: String,
+    /// `open`, `healed`, `not_healed`, `gave_up`, `closed`, `skipped`.
+    pub status: String,
+    /// One line.
+    pub summary: String,
+    /// The anomaly, for anomaly incidents.
+    pub anomaly: Option<AnomalyRecord>,
+    /// Every healing record, oldest first.
+    pub actions: Vec<ActionRecord>,
+}
+
+/// Which incidents to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentQuery {
+    /// Started at or after, Unix ms.
+    pub since_ms: Option<i64>,
+    /// Started before, Unix ms.
+    pub until_ms: Option<i64>,
+    /// Only this target (exact) or series.
+    pub target: Option<String>,
+    /// Only at least this severe.
+    pub min_severity: Option<String>,
+    /// Only open (`Some(true)`) or ended (`Some(false)`) ones.
+    pub open: Option<bool>,
+    /// Page size.
+    pub limit: u32,
+    /// Incidents to skip (newest first), for the next page.
+    pub offset: u32,
+}

@@ -13,6 +13,7 @@
 
 pub mod actions;
 pub mod anomalies;
+pub mod incidents;
 mod schema;
 
 use std::collections::HashMap;
