@@ -116,12 +116,30 @@ pub fn app(state: AppState) -> Router {
             auth::writes,
         ));
     Router::new()
+        .route("/", get(dashboard))
         .route("/healthz", get(healthz))
         .merge(writes)
         .merge(reads)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
+}
+
+/// The dashboard: one page, every asset inline, nothing fetched from
+/// elsewhere (a content security policy says so).
+async fn dashboard() -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
+            ),
+        ],
+        include_str!("../assets/dashboard.html"),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {
