@@ -154,6 +154,20 @@ pub async fn run(
     let pipeline = pipeline.with_heal(heal.clone());
 
     let tasks = TaskTracker::new();
+    let pipeline = if config.probes.is_empty() {
+        pipeline
+    } else {
+        let view = aegis_collect::probe::spawn_probes(
+            config.probes.clone(),
+            config.probe.clone(),
+            Arc::clone(&clock),
+            sink.clone(),
+            shutdown.child_token(),
+            &tasks,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        pipeline.with_endpoints(view)
+    };
     tasks.spawn(engine.run(shutdown.child_token()));
     {
         let store = store.clone();

@@ -164,6 +164,7 @@ pub struct Pipeline {
     changes: Vec<Change>,
     heal: Option<EngineHandle>,
     heal_summary: Option<watch::Receiver<aegis_core::status::HealSummary>>,
+    endpoints: Option<aegis_collect::probe::EndpointView>,
 }
 
 /// What the rest of the agent holds of the pipeline.
@@ -211,6 +212,7 @@ impl Pipeline {
             changes: Vec::new(),
             heal: None,
             heal_summary: None,
+            endpoints: None,
         };
         pipeline.status_tx.send_replace(pipeline.status());
         let ends = PipelineEnds {
@@ -228,6 +230,12 @@ impl Pipeline {
     pub fn with_heal(mut self, heal: EngineHandle) -> Self {
         self.heal_summary = Some(heal.summary());
         self.heal = Some(heal);
+        self
+    }
+
+    /// Reports the endpoint probes' states in the status.
+    pub fn with_endpoints(mut self, view: aegis_collect::probe::EndpointView) -> Self {
+        self.endpoints = Some(view);
         self
     }
 
@@ -443,6 +451,16 @@ impl Pipeline {
             },
             store: self.store.status(),
             heal: self.heal_summary.as_ref().map(|r| r.borrow().clone()),
+            endpoints: self
+                .endpoints
+                .as_ref()
+                .map(|v| {
+                    v.snapshot()
+                        .iter()
+                        .filter_map(|e| serde_json::to_value(e).ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -6,6 +6,8 @@
 //!   a fake tree.
 //! - [`docker`]: containers, their resource use and Docker's event stream,
 //!   with reconnection when the engine goes away.
+//! - [`probe`]: HTTP endpoint probes, each on its schedule under one
+//!   concurrency limit, with a breaker per endpoint.
 //! - [`sink`]: the sending end of the observation channel, which sheds the
 //!   newest observation when the channel is full and counts it.
 //! - [`runner`]: runs a source on its schedule, records its health, stops on
@@ -15,6 +17,7 @@
 
 pub mod docker;
 pub mod host;
+pub mod probe;
 pub mod runner;
 pub mod sink;
 

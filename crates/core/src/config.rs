@@ -168,6 +168,12 @@ pub struct Config {
     pub docker: DockerConfig,
     /// Healing: policies and the guard around every action.
     pub heal: HealConfig,
+    /// Settings shared by every HTTP probe.
+    pub probe: ProbeSettings,
+    /// HTTP endpoints to probe.
+    pub probes: Vec<ProbeConfig>,
+    /// Processes to watch.
+    pub processes: Vec<ProcessConfig>,
     /// The HTTP API and dashboard.
     pub api: ApiConfig,
     /// Logging.
@@ -456,6 +462,111 @@ impl Default for HealConfig {
             rules: Vec::new(),
         }
     }
+}
+
+/// `[probe]`: settings shared by every endpoint probe.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeSettings {
+    /// Probes in flight at once, over all endpoints.
+    pub max_concurrent: u32,
+    /// Default interval between two probes of one endpoint.
+    pub interval: Interval,
+    /// Default timeout of one probe.
+    pub timeout: Interval,
+    /// Consecutive failures that open an endpoint's breaker (it then rests
+    /// and is probed again after a cooldown that grows).
+    pub breaker_failures: u32,
+    /// First breaker cooldown.
+    pub breaker_cooldown: Interval,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 32,
+            interval: Interval(Duration::from_secs(10)),
+            timeout: Interval(Duration::from_secs(5)),
+            breaker_failures: 3,
+            breaker_cooldown: Interval(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// `[[probes]]`: one HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// A short name (the series' instance).
+    pub name: String,
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// `GET`, `HEAD` or `POST`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Accepted status codes: `"200-399"` or `"204"`.
+    #[serde(default = "default_status")]
+    pub expect_status: String,
+    /// The body must contain this text.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// A JSON pointer (`/status`) into the body...
+    #[serde(default)]
+    pub json_pointer: Option<String>,
+    /// ...whose value, as text, must equal this.
+    #[serde(default)]
+    pub json_equals: Option<String>,
+    /// Overrides `probe.timeout`.
+    #[serde(default)]
+    pub timeout: Option<Interval>,
+    /// Overrides `probe.interval`.
+    #[serde(default)]
+    pub interval: Option<Interval>,
+    /// Verify TLS certificates (on unless turned off here).
+    #[serde(default = "default_true")]
+    pub tls_verify: bool,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+fn default_status() -> String {
+    "200-399".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Parses `"200-399"` or `"204"`.
+pub fn parse_status_range(text: &str) -> Option<(u16, u16)> {
+    let (lo, hi) = match text.trim().split_once('-') {
+        Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+        None => {
+            let v = text.trim().parse().ok()?;
+            (v, v)
+        }
+    };
+    ((100..=599).contains(&lo) && (100..=599).contains(&hi) && lo <= hi).then_some((lo, hi))
+}
+
+/// `[[processes]]`: a process to watch, found by exactly one of `comm`,
+/// `cmdline` or `pidfile`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// A short name (the series' instance).
+    pub name: String,
+    /// Exact command name (`/proc/PID/comm`).
+    #[serde(default)]
+    pub comm: Option<String>,
+    /// Pattern over the command line (`*` wildcard).
+    #[serde(default)]
+    pub cmdline: Option<String>,
+    /// A pidfile naming the process.
+    #[serde(default)]
+    pub pidfile: Option<PathBuf>,
 }
 
 /// Parses `HH:MM` into minutes after midnight.
@@ -843,6 +954,86 @@ impl Config {
                 !(container_trigger && (r.series.is_some() || r.component.is_some())),
                 &field,
                 "`series` and `component` only apply to `on = \"anomaly\"`".to_string(),
+            );
+        }
+        let p = &self.probe;
+        check(
+            (1..=1024).contains(&p.max_concurrent),
+            "probe.max_concurrent",
+            format!("must be between 1 and 1024, got {}", p.max_concurrent),
+        );
+        check(
+            p.breaker_failures >= 1,
+            "probe.breaker_failures",
+            "must be at least 1".to_string(),
+        );
+        let mut names = std::collections::HashSet::new();
+        for (i, pr) in self.probes.iter().enumerate() {
+            let field = format!("probes.{i}");
+            check(
+                !pr.name.trim().is_empty(),
+                &field,
+                "`name` is empty".to_string(),
+            );
+            check(
+                names.insert(pr.name.clone()),
+                &field,
+                format!("the name {:?} is used twice", pr.name),
+            );
+            check(
+                pr.url.starts_with("http://") || pr.url.starts_with("https://"),
+                &field,
+                format!("url {:?} must start with http:// or https://", pr.url),
+            );
+            check(
+                ["GET", "HEAD", "POST"].contains(&pr.method.as_str()),
+                &field,
+                format!("method {:?} must be GET, HEAD or POST", pr.method),
+            );
+            check(
+                parse_status_range(&pr.expect_status).is_some(),
+                &field,
+                format!(
+                    "expect_status {:?} must be like \"200-399\" or \"204\"",
+                    pr.expect_status
+                ),
+            );
+            check(
+                pr.json_pointer.is_some() == pr.json_equals.is_some(),
+                &field,
+                "`json_pointer` and `json_equals` go together".to_string(),
+            );
+            let timeout = pr.timeout.unwrap_or(p.timeout).0;
+            check(
+                timeout >= Duration::from_millis(10) && timeout <= Duration::from_secs(300),
+                &field,
+                format!("timeout must be between 10ms and 5m, got {timeout:?}"),
+            );
+            let interval = pr.interval.unwrap_or(p.interval).0;
+            check(
+                interval >= Duration::from_millis(100),
+                &field,
+                format!("interval must be at least 100ms, got {interval:?}"),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, pr) in self.processes.iter().enumerate() {
+            let field = format!("processes.{i}");
+            let ways = usize::from(pr.comm.is_some())
+                + usize::from(pr.cmdline.is_some())
+                + usize::from(pr.pidfile.is_some());
+            check(
+                ways == 1,
+                &field,
+                format!(
+                    "{:?} needs exactly one of comm, cmdline or pidfile",
+                    pr.name
+                ),
+            );
+            check(
+                names.insert(pr.name.clone()),
+                &field,
+                format!("the name {:?} is used twice", pr.name),
             );
         }
         let a = &self.api;

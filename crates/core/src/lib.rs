@@ -6,6 +6,7 @@
 //! the other crates build on these types.
 
 pub mod action;
+pub mod breaker;
 pub mod clock;
 pub mod config;
 pub mod counter;

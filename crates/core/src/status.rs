@@ -110,6 +110,10 @@ pub struct Status {
     pub store: StoreStatus,
     /// Healing, when the engine runs.
     pub heal: Option<HealSummary>,
+    /// Each probed HTTP endpoint: last status, latency, error class,
+    /// success ratio and breaker.
+    #[serde(default)]
+    pub endpoints: Vec<serde_json::Value>,
 }
 
 /// The healing engine in numbers, for the status page and `/metrics`.

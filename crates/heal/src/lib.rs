@@ -8,7 +8,8 @@
 //! - [`policy`]: which rule answers a trigger.
 //! - [`engine`]: the task that climbs ladders, verifies and records.
 
-pub mod breaker;
+/// The circuit breaker lives in `core`: endpoint probes use it too.
+pub use aegis_core::breaker;
 pub mod engine;
 pub mod exec;
 pub mod guard;
