@@ -95,9 +95,13 @@ pub async fn run(
     let (sink, rx) = sink::channel(config.history.channel_capacity);
     let host_health = SourceHealth::new("host");
     let docker_health = SourceHealth::new("docker");
+    let process_health = SourceHealth::new("processes");
     let mut sources = vec![host_health.clone()];
     if config.docker.enabled {
         sources.push(docker_health.clone());
+    }
+    if !config.processes.is_empty() {
+        sources.push(process_health.clone());
     }
     // Anomalies a previous run left open are closed: nobody watched them
     // end. Ids continue from the last one.
@@ -154,6 +158,19 @@ pub async fn run(
     let pipeline = pipeline.with_heal(heal.clone());
 
     let tasks = TaskTracker::new();
+    if !config.processes.is_empty() {
+        tasks.spawn(run_polled(
+            aegis_collect::process::ProcessSource::new(
+                &config.collect.proc_root,
+                config.processes.clone(),
+            ),
+            config.collect.interval.0,
+            Arc::clone(&clock),
+            sink.clone(),
+            process_health,
+            shutdown.child_token(),
+        ));
+    }
     let pipeline = if config.probes.is_empty() {
         pipeline
     } else {

@@ -18,6 +18,7 @@
 pub mod docker;
 pub mod host;
 pub mod probe;
+pub mod process;
 pub mod runner;
 pub mod sink;
 

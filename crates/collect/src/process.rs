@@ -1,0 +1,283 @@
+//! Watched processes: found by exact command name, by a pattern over the
+//! command line, or by a pidfile; reported alive or not, with restarts seen,
+//! CPU, resident memory, open files and threads.
+//!
+//! A process that goes missing shows as `process_up` falling to 0 and a
+//! runaway one in `process_cpu_cores`: both are series the detectors watch,
+//! so a healing rule can answer them like any other anomaly.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use aegis_core::config::{glob_match, ProcessConfig};
+use aegis_core::counter::{CounterTracker, Step};
+use aegis_core::{Clock, Family, Observation, Reading, SeriesKey};
+
+use crate::runner::{Collection, PolledSource};
+
+macro_rules! process_family {
+    ($ident:ident, $name:literal, $help:literal) => {
+        #[doc = $help]
+        pub static $ident: Family = Family {
+            name: $name,
+            help: $help,
+            label: Some("process"),
+        };
+    };
+}
+
+process_family!(
+    PROCESS_UP,
+    "process_up",
+    "1 when at least one matching process runs, else 0."
+);
+process_family!(
+    PROCESS_COUNT,
+    "process_count",
+    "Matching processes running."
+);
+process_family!(
+    PROCESS_RESTARTS,
+    "process_restarts",
+    "Restarts seen since the agent started (a process replaced by a new one)."
+);
+process_family!(
+    PROCESS_CPU,
+    "process_cpu_cores",
+    "CPU used by the matching processes, in cores."
+);
+process_family!(
+    PROCESS_RSS,
+    "process_rss_bytes",
+    "Resident memory of the matching processes, in bytes."
+);
+process_family!(
+    PROCESS_FDS,
+    "process_open_fds",
+    "Open file descriptors of the matching processes."
+);
+process_family!(
+    PROCESS_THREADS,
+    "process_threads",
+    "Threads of the matching processes."
+);
+
+/// Every family the process source emits.
+pub static PROCESS_FAMILIES: &[&Family] = &[
+    &PROCESS_UP,
+    &PROCESS_COUNT,
+    &PROCESS_RESTARTS,
+    &PROCESS_CPU,
+    &PROCESS_RSS,
+    &PROCESS_FDS,
+    &PROCESS_THREADS,
+];
+
+/// One running process as `/proc` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    /// Process id.
+    pub pid: i32,
+    /// Command name.
+    pub comm: String,
+    /// Command line, arguments joined by spaces.
+    pub cmdline: String,
+    /// Start time, clock ticks after boot.
+    pub start_time: u64,
+    /// User + system CPU, clock ticks.
+    pub cpu_ticks: u64,
+    /// Threads.
+    pub threads: u64,
+    /// Resident pages.
+    pub rss_pages: u64,
+}
+
+fn read_proc(root: &Path, pid: i32) -> Option<Proc> {
+    let dir = root.join(pid.to_string());
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let f: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // After ") ": field 3 (state) is f[0]; utime 14 -> f[11], stime 15 ->
+    // f[12], num_threads 20 -> f[17], starttime 22 -> f[19], rss 24 -> f[21].
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    let cmdline = std::fs::read(dir.join("cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .split('\0')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    Some(Proc {
+        pid,
+        comm,
+        cmdline,
+        start_time: n(19)?,
+        cpu_ticks: n(11)? + n(12)?,
+        threads: n(17).unwrap_or(0),
+        rss_pages: n(21).unwrap_or(0),
+    })
+}
+
+/// Every process under `root` (a procfs).
+pub fn list(root: &Path) -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter_map(|pid| read_proc(root, pid))
+        .collect()
+}
+
+/// Reads watched processes from a procfs root.
+#[derive(Debug)]
+pub struct ProcessSource {
+    root: PathBuf,
+    watched: Vec<ProcessConfig>,
+    counters: CounterTracker<String>,
+    seen: HashMap<String, HashSet<(i32, u64)>>,
+    restarts: HashMap<String, u64>,
+    ticks_per_second: f64,
+    page_size: f64,
+}
+
+impl ProcessSource {
+    /// A source for `watched` under `root`.
+    pub fn new(root: impl Into<PathBuf>, watched: Vec<ProcessConfig>) -> Self {
+        // sysconf values; the Linux defaults where they cannot be read.
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64;
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .unwrap_or(4096) as f64;
+        Self {
+            root: root.into(),
+            watched,
+            counters: CounterTracker::new(),
+            seen: HashMap::new(),
+            restarts: HashMap::new(),
+            ticks_per_second: ticks,
+            page_size: page,
+        }
+    }
+
+    fn matches(&self, w: &ProcessConfig, p: &Proc, pidfile_pid: Option<i32>) -> bool {
+        if let Some(comm) = &w.comm {
+            return p.comm == *comm;
+        }
+        if let Some(pattern) = &w.cmdline {
+            return p.pid as u32 != std::process::id() && glob_match(pattern, &p.cmdline);
+        }
+        pidfile_pid == Some(p.pid)
+    }
+
+    /// Reads every watched process once.
+    pub fn collect_at(&mut self, at: std::time::Duration, at_ms: i64) -> Collection {
+        let procs = list(&self.root);
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for w in self.watched.clone() {
+            let pidfile_pid = match &w.pidfile {
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(text) => text.trim().parse::<i32>().ok(),
+                    Err(e) => {
+                        errors.push(format!("{}: pidfile {}: {e}", w.name, path.display()));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let matched: Vec<&Proc> = procs
+                .iter()
+                .filter(|p| self.matches(&w, p, pidfile_pid))
+                .collect();
+            let key = |f: &'static Family| SeriesKey::instance(f, w.name.as_str());
+            let ids: HashSet<(i32, u64)> = matched.iter().map(|p| (p.pid, p.start_time)).collect();
+            let before = self
+                .seen
+                .insert(w.name.clone(), ids.clone())
+                .unwrap_or_default();
+            // A process gone and another in its place: a restart.
+            let gone = before.difference(&ids).count() as u64;
+            let new = ids.difference(&before).count() as u64;
+            if !before.is_empty() {
+                *self.restarts.entry(w.name.clone()).or_insert(0) += gone.min(new);
+            }
+            out.push(Observation::value(
+                key(&PROCESS_UP),
+                at_ms,
+                f64::from(u8::from(!matched.is_empty())),
+            ));
+            out.push(Observation::value(
+                key(&PROCESS_COUNT),
+                at_ms,
+                matched.len() as f64,
+            ));
+            out.push(Observation::value(
+                key(&PROCESS_RESTARTS),
+                at_ms,
+                *self.restarts.get(&w.name).unwrap_or(&0) as f64,
+            ));
+            if matched.is_empty() {
+                continue;
+            }
+            let rss: u64 = matched.iter().map(|p| p.rss_pages).sum();
+            let threads: u64 = matched.iter().map(|p| p.threads).sum();
+            let fds: usize = matched
+                .iter()
+                .filter_map(|p| {
+                    std::fs::read_dir(self.root.join(p.pid.to_string()).join("fd")).ok()
+                })
+                .map(|d| d.count())
+                .sum();
+            out.push(Observation::value(
+                key(&PROCESS_RSS),
+                at_ms,
+                rss as f64 * self.page_size,
+            ));
+            out.push(Observation::value(
+                key(&PROCESS_THREADS),
+                at_ms,
+                threads as f64,
+            ));
+            out.push(Observation::value(key(&PROCESS_FDS), at_ms, fds as f64));
+            let ticks: u64 = matched.iter().map(|p| p.cpu_ticks).sum();
+            match self.counters.observe(&w.name, ticks, at) {
+                Step::Rate(r) => out.push(Observation::value(
+                    key(&PROCESS_CPU),
+                    at_ms,
+                    r / self.ticks_per_second,
+                )),
+                Step::Reset => out.push(Observation {
+                    series: key(&PROCESS_CPU),
+                    at_ms,
+                    reading: Reading::CounterReset,
+                }),
+                Step::First | Step::Stale => {}
+            }
+        }
+        self.counters.end_cycle();
+        Collection {
+            observations: out,
+            errors,
+            unavailable: None,
+        }
+    }
+}
+
+impl PolledSource for ProcessSource {
+    fn name(&self) -> &'static str {
+        "processes"
+    }
+
+    fn collect(&mut self, clock: &dyn Clock) -> Collection {
+        self.collect_at(clock.monotonic(), clock.wall_ms())
+    }
+}
