@@ -23,8 +23,9 @@ ensure_test_dependencies() {
   # Real servers the healing tests flush (they start them on free ports
   # themselves; the packages' own services are not used).
   apt_install pkg-config redis-server memcached
-  # A real headless browser for the dashboard test.
-  apt_install chromium
+  # A real headless browser for the dashboard test, and the monitoring
+  # stack the agent must work with (started by the tests on free ports).
+  apt_install chromium prometheus prometheus-alertmanager
   # A Docker engine (reused if one answers) and the locally built test image.
   # shellcheck source=scripts/docker-engine.sh
   source "$(dirname "${BASH_SOURCE[0]}")/docker-engine.sh"

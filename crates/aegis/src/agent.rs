@@ -171,6 +171,10 @@ pub async fn run(
             shutdown.child_token(),
         ));
     }
+    let pipeline = match crate::notify::start(&config.notify, shutdown.child_token(), &tasks) {
+        Some(n) => pipeline.with_notifier(n),
+        None => pipeline,
+    };
     let pipeline = if config.probes.is_empty() {
         pipeline
     } else {

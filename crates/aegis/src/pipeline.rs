@@ -165,6 +165,7 @@ pub struct Pipeline {
     heal: Option<EngineHandle>,
     heal_summary: Option<watch::Receiver<aegis_core::status::HealSummary>>,
     endpoints: Option<aegis_collect::probe::EndpointView>,
+    notifier: Option<crate::notify::Notifier>,
 }
 
 /// What the rest of the agent holds of the pipeline.
@@ -213,6 +214,7 @@ impl Pipeline {
             heal: None,
             heal_summary: None,
             endpoints: None,
+            notifier: None,
         };
         pipeline.status_tx.send_replace(pipeline.status());
         let ends = PipelineEnds {
@@ -230,6 +232,12 @@ impl Pipeline {
     pub fn with_heal(mut self, heal: EngineHandle) -> Self {
         self.heal_summary = Some(heal.summary());
         self.heal = Some(heal);
+        self
+    }
+
+    /// Announces anomalies through the notifier.
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = Some(notifier);
         self
     }
 
@@ -318,6 +326,9 @@ impl Pipeline {
                         explanation = %record.explanation,
                         "anomaly opened"
                     );
+                    if let Some(n) = &self.notifier {
+                        n.notify(crate::notify::Notice::Opened(record.clone()));
+                    }
                     if let Some(heal) = &self.heal {
                         heal.trigger(Trigger::AnomalyOpened {
                             id: record.id,
@@ -340,6 +351,9 @@ impl Pipeline {
                     tracing::info!(anomaly = id, "anomaly closed");
                     if let Some(heal) = &self.heal {
                         heal.trigger(Trigger::AnomalyClosed { id });
+                    }
+                    if let Some(n) = &self.notifier {
+                        n.notify(crate::notify::Notice::Closed { id, closed_ms });
                     }
                     self.store.write("anomaly closed", move |c| {
                         aegis_store::anomalies::close(c, id, closed_ms, &detail)

@@ -174,6 +174,8 @@ pub struct Config {
     pub probes: Vec<ProbeConfig>,
     /// Processes to watch.
     pub processes: Vec<ProcessConfig>,
+    /// Where anomalies are announced.
+    pub notify: NotifyConfig,
     /// The HTTP API and dashboard.
     pub api: ApiConfig,
     /// Logging.
@@ -567,6 +569,36 @@ pub struct ProcessConfig {
     /// A pidfile naming the process.
     #[serde(default)]
     pub pidfile: Option<PathBuf>,
+}
+
+/// `[notify]`: anomalies posted as Alertmanager alerts (firing, then
+/// resolved) to webhooks, Alertmanager's `/api/v2/alerts` among them.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Receivers, e.g. `[{ url = "http://127.0.0.1:9093/api/v2/alerts" }]`.
+    pub webhooks: Vec<crate::action::Webhook>,
+    /// Only anomalies at least this severe (`info`, `warning`, `critical`).
+    pub min_severity: String,
+    /// Alerts arriving within this window are sent together.
+    pub group_wait: Interval,
+    /// At most this many posts per receiver per minute; the rest wait and
+    /// are merged into the next post.
+    pub max_posts_per_minute: u32,
+    /// Delivery attempts per post (with exponential backoff).
+    pub attempts: u32,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            min_severity: "warning".into(),
+            group_wait: Interval(Duration::from_secs(5)),
+            max_posts_per_minute: 6,
+            attempts: 5,
+        }
+    }
 }
 
 /// Parses `HH:MM` into minutes after midnight.
@@ -1034,6 +1066,32 @@ impl Config {
                 names.insert(pr.name.clone()),
                 &field,
                 format!("the name {:?} is used twice", pr.name),
+            );
+        }
+        let n = &self.notify;
+        check(
+            ["info", "warning", "critical"].contains(&n.min_severity.as_str()),
+            "notify.min_severity",
+            format!(
+                "must be info, warning or critical, got {:?}",
+                n.min_severity
+            ),
+        );
+        check(
+            n.max_posts_per_minute >= 1,
+            "notify.max_posts_per_minute",
+            "must be at least 1".to_string(),
+        );
+        check(
+            (1..=20).contains(&n.attempts),
+            "notify.attempts",
+            format!("must be between 1 and 20, got {}", n.attempts),
+        );
+        for (i, w) in n.webhooks.iter().enumerate() {
+            check(
+                w.url.starts_with("http://") || w.url.starts_with("https://"),
+                &format!("notify.webhooks.{i}"),
+                format!("url {:?} must start with http:// or https://", w.url),
             );
         }
         let a = &self.api;

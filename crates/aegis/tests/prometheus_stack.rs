@@ -1,0 +1,298 @@
+//! The agent with the monitoring stack people already run, all real, all on
+//! loopback: Alertmanager (Debian's prometheus-alertmanager) receives the
+//! agent's firing and resolved alerts for an induced anomaly and passes them
+//! to its own webhook receiver; Prometheus (Debian's prometheus) scrapes the
+//! agent and answers queries for a host metric and an anomaly score.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aegis");
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn http(addr: &str, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    raw.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// Alertmanager's own webhook receiver: keeps every notification body.
+fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut reader = BufReader::new(s.try_clone().expect("clone"));
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            if let Ok(v) = serde_json::from_slice(&body) {
+                kept.lock().expect("lock").push(v);
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (format!("http://{addr}/alerts"), got)
+}
+
+fn fake_proc(dir: &Path) {
+    std::fs::create_dir_all(dir.join("net")).expect("mkdir");
+    std::fs::write(dir.join("stat"), "cpu  100 0 100 1000 0 0 0 0 0 0\n").expect("stat");
+    std::fs::write(
+        dir.join("meminfo"),
+        "MemTotal: 1000 kB\nMemAvailable: 500 kB\n",
+    )
+    .expect("meminfo");
+    std::fs::write(dir.join("mounts"), "").expect("mounts");
+    std::fs::write(dir.join("diskstats"), "").expect("diskstats");
+    std::fs::write(dir.join("net/dev"), "h\nh\n").expect("net");
+    std::fs::write(dir.join("loadavg"), "0.5 0.5 0.5 1/1 1\n").expect("loadavg");
+}
+
+#[test]
+fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path();
+
+    // Alertmanager, routing everything to our receiver at once.
+    let (hook, notifications) = receiver();
+    let am_port = free_port();
+    std::fs::write(
+        dir.join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: test\n  group_by: ['alertname', 'series']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: test\n    webhook_configs:\n      - url: '{hook}'\n        send_resolved: true\n"
+        ),
+    )
+    .expect("alertmanager.yml");
+    let _am = Kill(
+        Command::new("prometheus-alertmanager")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("alertmanager.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.join("am").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus-alertmanager (scripts/test.sh installs it)"),
+    );
+    let am = format!("127.0.0.1:{am_port}");
+    assert!(
+        wait_until(Duration::from_secs(20), || http(&am, "/-/ready")
+            .contains("OK")),
+        "alertmanager not ready"
+    );
+
+    // The agent on a fake host whose load we move, announcing to Alertmanager.
+    let proc_dir = dir.join("proc");
+    fake_proc(&proc_dir);
+    std::fs::write(
+        dir.join("aegis.toml"),
+        format!(
+            "[collect]\ninterval = \"100ms\"\nproc_root = \"{}\"\n[detect]\nwarmup = 20\nsettle = 40\nclose_after = 5\n[docker]\nenabled = false\n\
+             [notify]\ngroup_wait = \"200ms\"\nwebhooks = [{{ url = \"http://{am}/api/v2/alerts\" }}]\n",
+            proc_dir.display()
+        ),
+    )
+    .expect("aegis.toml");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--config",
+        ])
+        .arg(dir.join("aegis.toml"))
+        .env("HOME", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn aegis");
+    let stderr = child.stderr.take().expect("stderr");
+    let _agent = Kill(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let api: SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("agent start");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "aegis running" {
+            break v["api"].as_str().expect("api").parse().expect("addr");
+        }
+    };
+
+    // Prometheus scraping the agent every second.
+    let prom_port = free_port();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: aegis\n    static_configs:\n      - targets: ['{api}']\n"),
+    )
+    .expect("prometheus.yml");
+    let _prom = Kill(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus (scripts/test.sh installs it)"),
+    );
+    let prom = format!("127.0.0.1:{prom_port}");
+
+    // 0: normal, 1: high. Normal first, then a jump, then back.
+    let phase = Arc::new(AtomicU8::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (phase, stop, dir) = (Arc::clone(&phase), Arc::clone(&stop), proc_dir.clone());
+        std::thread::spawn(move || {
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            while !stop.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let noise = (x % 1000) as f64 / 5000.0 - 0.1;
+                let load = if phase.load(Ordering::Relaxed) == 1 {
+                    15.0 + noise
+                } else {
+                    0.5 + noise
+                };
+                let tmp = dir.join("loadavg.tmp");
+                let _ = std::fs::write(&tmp, format!("{load:.3} 0.5 0.5 1/1 1\n"));
+                let _ = std::fs::rename(&tmp, dir.join("loadavg"));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(9));
+    phase.store(1, Ordering::Relaxed);
+    let has = |status: &str| {
+        notifications.lock().expect("lock").iter().any(|n| {
+            n["status"] == status
+                && n["alerts"].as_array().is_some_and(|a| {
+                    a.iter().any(|a| {
+                        a["labels"]["alertname"] == "AegisAnomaly"
+                            && a["labels"]["series"] == "host_load1"
+                    })
+                })
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || has("firing")),
+        "Alertmanager sent no firing alert"
+    );
+    // Back to normal: the anomaly closes, the alert resolves.
+    phase.store(0, Ordering::Relaxed);
+    assert!(
+        wait_until(Duration::from_secs(60), || has("resolved")),
+        "Alertmanager sent no resolved alert; anomalies: {}",
+        http(&api.to_string(), "/api/v1/anomalies")
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let firing = notifications
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|n| n["status"] == "firing")
+        .cloned()
+        .expect("firing");
+    let alert = &firing["alerts"][0];
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("sd above"),
+        "{alert}"
+    );
+    assert!(
+        ["warning", "critical"].contains(&alert["labels"]["severity"].as_str().unwrap_or("")),
+        "{alert}"
+    );
+
+    // Prometheus has scraped the agent: a host metric and an anomaly score.
+    let query = |q: &str| -> serde_json::Value {
+        serde_json::from_str(&http(&prom, &format!("/api/v1/query?query={q}"))).unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || query("aegis_host_load1")
+            ["data"]["result"][0]["value"][1]
+            .is_string()),
+        "Prometheus has no aegis_host_load1: {}",
+        query("aegis_host_load1")
+    );
+    let score = query("aegis_anomaly_score%7Bseries%3D%22host_load1%22%7D");
+    let v: f64 = score["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("a score");
+    assert!((0.0..=1.0).contains(&v), "{score}");
+    let up = query("up%7Bjob%3D%22aegis%22%7D");
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+}
