@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The agent's cost with 200 HTTP endpoints and 50 watched processes (local
+# test servers and processes), at a 10 s probe interval. CPU is
+# utime+stime over the window as % of one core; RSS sampled every second.
+# The same agent with no endpoints or processes runs beside it as the
+# baseline. Usage: scripts/bench-probes.sh [SECONDS] (default 60).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+window="${1:-60}"
+cargo build --release -q -p aegis
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# 20 servers, 10 paths each: 200 endpoints.
+python3 - "$work/ports" <<'PY' &
+import asyncio, sys
+async def handle(reader, writer):
+    try:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+        await writer.drain()
+    except Exception:
+        pass
+    writer.close()
+async def main():
+    servers = [await asyncio.start_server(handle, "127.0.0.1", 0) for _ in range(20)]
+    with open(sys.argv[1], "w") as f:
+        f.write("\n".join(str(s.sockets[0].getsockname()[1]) for s in servers))
+    await asyncio.gather(*(s.serve_forever() for s in servers))
+asyncio.run(main())
+PY
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/ports" ] && break; sleep 0.1; done
+
+# 50 processes to watch.
+for i in $(seq 50); do
+  sleep "$((100000 + i)).$$" &
+  pids+=($!)
+done
+
+{
+  echo '[docker]'
+  echo 'enabled = false'
+  echo '[probe]'
+  echo 'interval = "10s"'
+  n=0
+  while read -r port || [ -n "$port" ]; do
+    for path in $(seq 10); do
+      n=$((n + 1))
+      printf '[[probes]]\nname = "ep%s"\nurl = "http://127.0.0.1:%s/p%s"\n' "$n" "$port" "$path"
+    done
+  done <"$work/ports"
+  for i in $(seq 50); do
+    printf '[[processes]]\nname = "proc%s"\ncmdline = "sleep %s.%s"\n' "$i" "$((100000 + i))" "$$"
+  done
+} >"$work/full.toml"
+printf '[docker]\nenabled = false\n' >"$work/base.toml"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start() { # $1 = config, $2 = state dir
+  local port; port=$(free_port)
+  HOME="$work" ./target/release/aegis run --config "$1" --listen "127.0.0.1:$port" --interval 10s \
+    --state-dir "$2" --log-format json >"$2.log" 2>&1 &
+  echo "$! $port"
+}
+read -r fpid fport < <(start "$work/full.toml" "$work/full")
+pids+=("$fpid")
+read -r bpid bport < <(start "$work/base.toml" "$work/base")
+pids+=("$bpid")
+sleep 15
+curl -s "127.0.0.1:$fport/api/v1/status" >"$work/status.json"
+python3 - "$work/status.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+up = sum(1 for e in s["endpoints"] if e.get("up"))
+sources = ", ".join(x["name"] + "=" + x["state"] for x in s["sources"])
+print(f"endpoints probed: {len(s['endpoints'])}, up: {up}; sources: {sources}")
+PY
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+f0=$(ticks "$fpid"); b0=$(ticks "$bpid"); t0=$(date +%s.%N)
+fs=0; bs=0; fm=0; bm=0; n=0
+for _ in $(seq "$window"); do
+  fr=$(rss "$fpid"); br=$(rss "$bpid")
+  fs=$((fs + fr)); bs=$((bs + br)); n=$((n + 1))
+  [ "$fr" -gt "$fm" ] && fm=$fr
+  [ "$br" -gt "$bm" ] && bm=$br
+  sleep 1
+done
+f1=$(ticks "$fpid"); b1=$(ticks "$bpid"); t1=$(date +%s.%N)
+python3 - "$f0" "$f1" "$b0" "$b1" "$t0" "$t1" "$hz" "$fs" "$bs" "$n" "$fm" "$bm" <<'PY'
+import sys
+f0, f1, b0, b1, t0, t1, hz, fs, bs, n, fm, bm = map(float, sys.argv[1:])
+wall = t1 - t0
+fc, bc = (f1 - f0) / hz / wall * 100, (b1 - b0) / hz / wall * 100
+print(f"window {wall:.0f} s, collect and probe interval 10 s")
+print("| agent | CPU % of one core | RSS mean MiB | RSS max MiB |")
+print("|---|---|---|---|")
+print(f"| 200 endpoints + 50 processes | {fc:.2f} | {fs / n / 1024:.1f} | {fm / 1024:.1f} |")
+print(f"| host only (baseline) | {bc:.2f} | {bs / n / 1024:.1f} | {bm / 1024:.1f} |")
+PY
