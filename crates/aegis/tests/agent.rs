@@ -640,3 +640,61 @@ fn without_a_configured_token_nothing_can_change_state() {
     );
     assert_eq!(code, 403);
 }
+
+#[test]
+fn configured_endpoints_and_processes_are_watched_and_exported() {
+    // A real HTTP server on loopback.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}",
+            );
+        }
+    });
+    let mut sleeper = Command::new("sleep")
+        .arg("3141.5926")
+        .spawn()
+        .expect("sleep");
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = home.path().join("aegis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[docker]\nenabled = false\n[probe]\ninterval = \"200ms\"\n\
+             [[probes]]\nname = \"local\"\nurl = \"http://127.0.0.1:{port}/health\"\njson_pointer = \"/ok\"\njson_equals = \"true\"\n\
+             [[processes]]\nname = \"sleeper\"\ncmdline = \"sleep 3141.5926\"\n"
+        ),
+    )
+    .expect("config");
+    let agent = Agent::start(&[
+        "--config",
+        config.to_str().expect("utf8"),
+        "--interval",
+        "200ms",
+    ]);
+    let ok = wait_until(Duration::from_secs(10), || {
+        let s = agent.json("/api/v1/status");
+        s["endpoints"][0]["up"] == true
+            && s["sources"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["name"] == "processes" && x["state"] == "ok")
+            })
+    });
+    assert!(ok, "{}", agent.get("/api/v1/status").1);
+    assert!(wait_until(Duration::from_secs(5), || {
+        let m = agent.get("/metrics").1;
+        m.contains("aegis_endpoint_up{endpoint=\"local\"} 1")
+            && m.contains("aegis_process_up{process=\"sleeper\"} 1")
+    }));
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(wait_until(Duration::from_secs(5), || agent
+        .get("/metrics")
+        .1
+        .contains("aegis_process_up{process=\"sleeper\"} 0")));
+}
