@@ -79,7 +79,15 @@ struct HistoryArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     json: bool,
-    /// The agent's API (default: from --config, else the default address).
+    #[command(flatten)]
+    agent: AgentAddress,
+}
+
+/// Where the running agent is, for the commands that read it.
+#[derive(Debug, clap::Args)]
+struct AgentAddress {
+    /// The agent's API, e.g. http://127.0.0.1:9477. Default: from --config,
+    /// else the default address.
     #[arg(long, env = "AEGIS_URL")]
     url: Option<String>,
     /// Configuration file to take the API address and token from.
@@ -88,6 +96,12 @@ struct HistoryArgs {
     /// Bearer token, when the API needs one for reads.
     #[arg(long, env = "AEGIS_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+impl AgentAddress {
+    fn endpoint(self) -> anyhow::Result<crate::client::Endpoint> {
+        crate::client::Endpoint::resolve(self.url, self.config, self.token)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,16 +129,8 @@ enum LogFormatArg {
 
 #[derive(Debug, clap::Args)]
 struct StatusArgs {
-    /// The agent's API, e.g. http://127.0.0.1:9477. Default: from --config,
-    /// else the default address.
-    #[arg(long, env = "AEGIS_URL")]
-    url: Option<String>,
-    /// Configuration file to take the API address and token from.
-    #[arg(long, short, env = "AEGIS_CONFIG")]
-    config: Option<PathBuf>,
-    /// Bearer token, when the API needs one for reads.
-    #[arg(long, env = "AEGIS_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    agent: AgentAddress,
     /// Print the raw status as JSON.
     #[arg(long)]
     json: bool,
@@ -135,9 +141,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),
-        Command::Status(args) => {
-            crate::client::status(args.url, args.config, args.token, args.json)
-        }
+        Command::Status(args) => crate::client::run_printing(async move {
+            crate::client::status(args.agent.endpoint()?, args.json).await
+        }),
         Command::CheckConfig { file } => match Config::from_file(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -163,18 +169,8 @@ pub fn main() -> ExitCode {
 }
 
 fn history(args: HistoryArgs, incidents: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result: anyhow::Result<String> = runtime.block_on(async {
-        let endpoint = crate::client::Endpoint::resolve(args.url, args.config, args.token)?;
+    crate::client::run_printing(async move {
+        let endpoint = args.agent.endpoint()?;
         let mut query = format!("since={}&limit={}", urlencode(&args.since), args.limit);
         if let Some(t) = &args.target {
             query.push_str(&format!("&target={}", urlencode(t)));
@@ -196,17 +192,7 @@ fn history(args: HistoryArgs, incidents: bool) -> ExitCode {
                 crate::client::render_actions(&rows)
             })
         }
-    });
-    match result {
-        Ok(text) => {
-            println!("{}", text.trim_end());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// Percent-encodes a query value.

@@ -10,13 +10,9 @@ use aegis_core::config::Config;
 use aegis_core::status::{SeriesSummary, Status};
 use anyhow::Context;
 
-/// Runs the command.
-pub fn status(
-    url: Option<String>,
-    config: Option<PathBuf>,
-    token: Option<String>,
-    json: bool,
-) -> ExitCode {
+/// Runs a client command on a small runtime: prints what it returns, or
+/// the error, and gives the exit code.
+pub fn run_printing(f: impl std::future::Future<Output = anyhow::Result<String>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,8 +23,11 @@ pub fn status(
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(fetch_and_print(url, config, token, json)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(f) {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -36,54 +35,16 @@ pub fn status(
     }
 }
 
-async fn fetch_and_print(
-    url: Option<String>,
-    config: Option<PathBuf>,
-    token: Option<String>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let file = match &config {
-        Some(path) => Some(Config::from_file(path)?),
-        None => None,
-    };
-    let base = match (url, &file) {
-        (Some(u), _) => u.trim_end_matches('/').to_string(),
-        (None, Some(c)) => format!("http://{}", c.api.listen),
-        (None, None) => format!("http://{}", aegis_core::config::DEFAULT_LISTEN),
-    };
-    let token = token.or_else(|| file.and_then(|c| c.api.token));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("building the HTTP client")?;
-    let get = |path: &str| {
-        let mut req = client.get(format!("{base}{path}"));
-        if let Some(t) = &token {
-            req = req.bearer_auth(t);
-        }
-        req
-    };
-    let response = get("/api/v1/status")
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the agent at {base} (is `aegis run` running?)"))?;
-    let code = response.status();
-    let body = response.text().await.context("reading the status")?;
-    if !code.is_success() {
-        anyhow::bail!("{base}/api/v1/status answered {code}: {body}");
-    }
+/// `aegis status`: the summary, or the raw JSON.
+pub async fn status(endpoint: Endpoint, json: bool) -> anyhow::Result<String> {
+    let body = endpoint.get_text("/api/v1/status").await?;
     if json {
-        println!("{body}");
-        return Ok(());
+        return Ok(body);
     }
     let status: Status = serde_json::from_str(&body)
         .context("the agent's status is not what this version expects")?;
-    let series: Vec<SeriesSummary> = match get("/api/v1/series").send().await {
-        Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    print!("{}", render(&base, &status, &series));
-    Ok(())
+    let series: Vec<SeriesSummary> = endpoint.get("/api/v1/series").await.unwrap_or_default();
+    Ok(render(&endpoint.base, &status, &series))
 }
 
 fn last(series: &[SeriesSummary], name: &str) -> Option<f64> {
@@ -247,6 +208,13 @@ impl Endpoint {
 
     /// GETs `path` and parses the JSON answer.
     pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let body = self.get_text(path).await?;
+        serde_json::from_str(&body)
+            .with_context(|| format!("{}{path}: unexpected answer", self.base))
+    }
+
+    /// GETs `path`; the body of a successful answer.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -266,8 +234,7 @@ impl Endpoint {
         if !code.is_success() {
             anyhow::bail!("{}{path} answered {code}: {body}", self.base);
         }
-        serde_json::from_str(&body)
-            .with_context(|| format!("{}{path}: unexpected answer", self.base))
+        Ok(body)
     }
 }
 

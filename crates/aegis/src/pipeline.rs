@@ -80,54 +80,44 @@ impl HistoryReader for HistoryHandle {
         &self,
         query: AnomalyQuery,
     ) -> BoxFuture<'_, Result<Vec<AnomalyRecord>, Unavailable>> {
-        Box::pin(async move {
-            match self
-                .store
-                .query(move |c| aegis_store::anomalies::list(c, &query))
-                .await
-            {
-                Ok(Ok(rows)) => Ok(rows),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "reading anomalies");
-                    Err(Unavailable)
-                }
-                Err(_) => Err(Unavailable),
-            }
-        })
+        Box::pin(self.read("anomalies", move |c| {
+            aegis_store::anomalies::list(c, &query)
+        }))
     }
 
     fn incidents(&self, query: IncidentQuery) -> BoxFuture<'_, Result<Vec<Incident>, Unavailable>> {
-        Box::pin(async move {
-            match self
-                .store
-                .query(move |c| aegis_store::incidents::list(c, &query))
-                .await
-            {
-                Ok(Ok(rows)) => Ok(rows),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "reading incidents");
-                    Err(Unavailable)
-                }
-                Err(_) => Err(Unavailable),
-            }
-        })
+        Box::pin(self.read("incidents", move |c| {
+            aegis_store::incidents::list(c, &query)
+        }))
     }
 
     fn actions(&self, query: ActionQuery) -> BoxFuture<'_, Result<Vec<ActionRecord>, Unavailable>> {
-        Box::pin(async move {
-            match self
-                .store
-                .query(move |c| aegis_store::actions::list(c, &query))
-                .await
-            {
-                Ok(Ok(rows)) => Ok(rows),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "reading healing records");
-                    Err(Unavailable)
-                }
-                Err(_) => Err(Unavailable),
+        Box::pin(self.read("healing records", move |c| {
+            aegis_store::actions::list(c, &query)
+        }))
+    }
+}
+
+impl HistoryHandle {
+    /// Runs a read on the store thread; a failure is logged once and
+    /// answered as unavailable.
+    async fn read<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(
+                &mut aegis_store::rusqlite::Connection,
+            ) -> Result<T, aegis_store::rusqlite::Error>
+            + Send
+            + 'static,
+    ) -> Result<T, Unavailable> {
+        match self.store.query(f).await {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, what, "reading the store");
+                Err(Unavailable)
             }
-        })
+            Err(_) => Err(Unavailable),
+        }
     }
 }
 

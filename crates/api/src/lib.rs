@@ -177,11 +177,7 @@ async fn series_one(
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SeriesDetail>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let now_ms = state.status.borrow().updated_ms;
-    let since_ms = match query.since.as_deref() {
-        None => i64::MIN,
-        Some(s) => parse_since(s, now_ms).map_err(ApiError::BadRequest)?,
-    };
+    let since_ms = time_param(query.since.as_deref(), &state)?.unwrap_or(i64::MIN);
     match state.history.get(name.clone(), since_ms).await {
         Ok(Some(detail)) => Ok(Json(detail)),
         Ok(None) => Err(ApiError::NotFound(format!(
@@ -209,29 +205,9 @@ async fn anomalies(
     query: Result<Query<AnomaliesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<AnomalyRecord>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let open = match q.status.as_deref() {
-        None | Some("all") => None,
-        Some("open") => Some(true),
-        Some("closed") => Some(false),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "`status` must be open, closed or all, got {other:?}"
-            )))
-        }
-    };
-    let now_ms = state.status.borrow().updated_ms;
-    let since_ms = q
-        .since
-        .as_deref()
-        .map(|s| parse_since(s, now_ms))
-        .transpose()
-        .map_err(ApiError::BadRequest)?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::BadRequest(format!(
-            "`limit` must be between 1 and 1000, got {limit}"
-        )));
-    }
+    let open = status_param(q.status.as_deref())?;
+    let since_ms = time_param(q.since.as_deref(), &state)?;
+    let limit = limit_param(q.limit, 100, 1000)?;
     let rows = state
         .history
         .anomalies(AnomalyQuery {
@@ -259,19 +235,8 @@ async fn actions_list(
     query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ActionRecord>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let now_ms = state.status.borrow().updated_ms;
-    let since_ms = q
-        .since
-        .as_deref()
-        .map(|s| parse_since(s, now_ms))
-        .transpose()
-        .map_err(ApiError::BadRequest)?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::BadRequest(format!(
-            "`limit` must be between 1 and 1000, got {limit}"
-        )));
-    }
+    let since_ms = time_param(q.since.as_deref(), &state)?;
+    let limit = limit_param(q.limit, 100, 1000)?;
     let rows = state
         .history
         .actions(ActionQuery {
@@ -302,23 +267,7 @@ async fn incidents_list(
     query: Result<Query<IncidentsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Incident>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let now_ms = state.status.borrow().updated_ms;
-    let time = |v: &Option<String>| {
-        v.as_deref()
-            .map(|s| parse_since(s, now_ms))
-            .transpose()
-            .map_err(ApiError::BadRequest)
-    };
-    let open = match q.status.as_deref() {
-        None | Some("all") => None,
-        Some("open") => Some(true),
-        Some("closed") => Some(false),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "`status` must be open, closed or all, got {other:?}"
-            )))
-        }
-    };
+    let open = status_param(q.status.as_deref())?;
     if let Some(sev) = &q.severity {
         if !["info", "warning", "critical"].contains(&sev.as_str()) {
             return Err(ApiError::BadRequest(format!(
@@ -326,17 +275,12 @@ async fn incidents_list(
             )));
         }
     }
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > 500 {
-        return Err(ApiError::BadRequest(format!(
-            "`limit` must be between 1 and 500, got {limit}"
-        )));
-    }
+    let limit = limit_param(q.limit, 50, 500)?;
     let rows = state
         .history
         .incidents(IncidentQuery {
-            since_ms: time(&q.since)?,
-            until_ms: time(&q.until)?,
+            since_ms: time_param(q.since.as_deref(), &state)?,
+            until_ms: time_param(q.until.as_deref(), &state)?,
             target: q.target,
             min_severity: q.severity,
             open,
@@ -414,6 +358,38 @@ async fn heal_resume(State(state): State<AppState>) -> Result<Json<serde_json::V
     } else {
         Err(ApiError::Unavailable)
     }
+}
+
+/// Parses an optional time parameter (Unix ms or a duration back from now).
+fn time_param(value: Option<&str>, state: &AppState) -> Result<Option<i64>, ApiError> {
+    let now_ms = state.status.borrow().updated_ms;
+    value
+        .map(|s| parse_since(s, now_ms))
+        .transpose()
+        .map_err(ApiError::BadRequest)
+}
+
+/// Parses `status=open|closed|all` into "only open" / "only closed" / both.
+fn status_param(value: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match value {
+        None | Some("all") => Ok(None),
+        Some("open") => Ok(Some(true)),
+        Some("closed") => Ok(Some(false)),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "`status` must be open, closed or all, got {other:?}"
+        ))),
+    }
+}
+
+/// Checks a page size against its bound.
+fn limit_param(value: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = value.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and {max}, got {limit}"
+        )));
+    }
+    Ok(limit)
 }
 
 /// `since` is Unix milliseconds or a duration back from `now_ms`.

@@ -133,14 +133,8 @@ fn classify(e: &reqwest::Error) -> ErrorClass {
     if e.is_timeout() {
         return ErrorClass::Timeout;
     }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    let lower = text.to_ascii_lowercase();
+    // reqwest does not type these apart; its error chain names them.
+    let lower = error_text(e).to_ascii_lowercase();
     if lower.contains("connection refused") {
         ErrorClass::Refused
     } else if lower.contains("dns")
@@ -151,8 +145,6 @@ fn classify(e: &reqwest::Error) -> ErrorClass {
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
     {
         ErrorClass::Tls
-    } else if e.is_timeout() {
-        ErrorClass::Timeout
     } else {
         ErrorClass::Other
     }
