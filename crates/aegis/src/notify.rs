@@ -60,8 +60,12 @@ impl Notifier {
     }
 
     /// Delivery counters.
-    pub fn stats(&self) -> &NotifyStats {
-        &self.stats
+    pub fn summary(&self) -> aegis_core::status::NotifySummary {
+        aegis_core::status::NotifySummary {
+            delivered: self.stats.delivered.load(Ordering::Relaxed),
+            failed: self.stats.failed.load(Ordering::Relaxed),
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -465,6 +465,7 @@ impl Pipeline {
                         .collect()
                 })
                 .unwrap_or_default(),
+            notify: self.notifier.as_ref().map(crate::notify::Notifier::summary),
         }
     }
 }

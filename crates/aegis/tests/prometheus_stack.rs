@@ -276,6 +276,15 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
         "{alert}"
     );
 
+    // The agent counted its deliveries.
+    let metrics = http(&api.to_string(), "/metrics");
+    let delivered: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("aegis_notify_posts_total{result=\"delivered\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(delivered >= 2.0, "deliveries counted: {delivered}");
+
     // Prometheus has scraped the agent: a host metric and an anomaly score.
     let query = |q: &str| -> serde_json::Value {
         serde_json::from_str(&http(&prom, &format!("/api/v1/query?query={q}"))).unwrap_or_default()

@@ -319,6 +319,21 @@ impl Collector for AgentCollector {
         if let Some(h) = &s.heal {
             encode_heal(e, h)?;
         }
+        if let Some(n) = &s.notify {
+            labelled(
+                e,
+                "aegis_notify_posts",
+                "Alert posts to webhooks, by result.",
+                MetricType::Counter,
+                "result",
+                [
+                    ("delivered", n.delivered),
+                    ("failed", n.failed),
+                    ("dropped", n.dropped),
+                ],
+                |m, v| ConstCounter::new(v).encode(m),
+            )?;
+        }
         gauge(
             e,
             "aegis_anomalies_open",

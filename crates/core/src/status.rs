@@ -114,6 +114,20 @@ pub struct Status {
     /// success ratio and breaker.
     #[serde(default)]
     pub endpoints: Vec<serde_json::Value>,
+    /// Alert delivery, when webhooks are configured.
+    #[serde(default)]
+    pub notify: Option<NotifySummary>,
+}
+
+/// Alert delivery in numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NotifySummary {
+    /// Posts delivered.
+    pub delivered: u64,
+    /// Posts given up after every attempt.
+    pub failed: u64,
+    /// Notices dropped (queue full, or beyond the pending bound).
+    pub dropped: u64,
 }
 
 /// The healing engine in numbers, for the status page and `/metrics`.
