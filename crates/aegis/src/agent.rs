@@ -361,6 +361,7 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         alert_webhook: h.alert_webhook.clone(),
         operator_grace: Duration::from_secs(15),
         root: PathBuf::from("/"),
+        processes: config.processes.clone(),
     }
 }
 

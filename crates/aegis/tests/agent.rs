@@ -698,3 +698,41 @@ fn configured_endpoints_and_processes_are_watched_and_exported() {
         .1
         .contains("aegis_process_up{process=\"sleeper\"} 0")));
 }
+
+#[test]
+fn a_watched_process_is_signalled_by_pid_and_start_time_found_when_the_action_runs() {
+    let mut runaway = Command::new("sleep").arg("2718.28").spawn().expect("sleep");
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = home.path().join("aegis.toml");
+    let token = "another-long-test-token";
+    std::fs::write(
+        &config,
+        format!("[api]\ntoken = \"{token}\"\n[docker]\nenabled = false\n[[processes]]\nname = \"runaway\"\ncmdline = \"sleep 2718.28\"\n"),
+    )
+    .expect("config");
+    let agent = Agent::start(&["--config", config.to_str().expect("utf8")]);
+    let body = r#"{"target": "runaway", "action": {"kind": "signal", "pid": 0, "start_time": 0, "signal": "TERM"}}"#;
+    let (code, answer) = http_post(agent.api, "/api/v1/actions", Some(token), body);
+    assert_eq!(code, 202, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = runaway.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not signalled: {}",
+            agent.get("/api/v1/actions").1
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15));
+    let records = agent.json("/api/v1/actions?target=runaway");
+    assert!(
+        records.as_array().is_some_and(|r| r
+            .iter()
+            .any(|r| r["action"] == "signal" && r["outcome"] == "succeeded")),
+        "{records}"
+    );
+}

@@ -122,6 +122,30 @@ fn read_proc(root: &Path, pid: i32) -> Option<Proc> {
     })
 }
 
+/// Whether `p` is one of the processes `w` watches.
+pub fn matches(w: &ProcessConfig, p: &Proc, pidfile_pid: Option<i32>) -> bool {
+    if let Some(comm) = &w.comm {
+        return p.comm == *comm;
+    }
+    if let Some(pattern) = &w.cmdline {
+        return p.pid as u32 != std::process::id() && glob_match(pattern, &p.cmdline);
+    }
+    pidfile_pid == Some(p.pid)
+}
+
+/// The processes `w` finds under `root` now.
+pub fn find(root: &Path, w: &ProcessConfig) -> Vec<Proc> {
+    let pidfile_pid = w
+        .pidfile
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| t.trim().parse::<i32>().ok());
+    list(root)
+        .into_iter()
+        .filter(|p| matches(w, p, pidfile_pid))
+        .collect()
+}
+
 /// Every process under `root` (a procfs).
 pub fn list(root: &Path) -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir(root) else {
@@ -168,16 +192,6 @@ impl ProcessSource {
         }
     }
 
-    fn matches(&self, w: &ProcessConfig, p: &Proc, pidfile_pid: Option<i32>) -> bool {
-        if let Some(comm) = &w.comm {
-            return p.comm == *comm;
-        }
-        if let Some(pattern) = &w.cmdline {
-            return p.pid as u32 != std::process::id() && glob_match(pattern, &p.cmdline);
-        }
-        pidfile_pid == Some(p.pid)
-    }
-
     /// Reads every watched process once.
     pub fn collect_at(&mut self, at: std::time::Duration, at_ms: i64) -> Collection {
         let procs = list(&self.root);
@@ -196,7 +210,7 @@ impl ProcessSource {
             };
             let matched: Vec<&Proc> = procs
                 .iter()
-                .filter(|p| self.matches(&w, p, pidfile_pid))
+                .filter(|p| matches(&w, p, pidfile_pid))
                 .collect();
             let key = |f: &'static Family| SeriesKey::instance(f, w.name.as_str());
             let ids: HashSet<(i32, u64)> = matched.iter().map(|p| (p.pid, p.start_time)).collect();

@@ -79,7 +79,9 @@ pub enum SignalName {
     Usr2,
 }
 
-/// Signal one process, identified by PID and start time.
+/// Signal one process, identified by PID and start time. In a rule or a
+/// manual action, `pid = 0` means "the watched process(es) of the incident's
+/// target" (a `[[processes]]` name), found when the action runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignalProcess {

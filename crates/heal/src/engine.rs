@@ -55,6 +55,10 @@ pub struct EngineConfig {
     pub operator_grace: Duration,
     /// Root under which systemd is looked for (`/`).
     pub root: PathBuf,
+    /// The watched processes: a `signal` action with `pid = 0` signals the
+    /// process(es) of the incident's target by these, each by PID and start
+    /// time as found at that moment.
+    pub processes: Vec<aegis_core::config::ProcessConfig>,
 }
 
 /// Something that may need healing.
@@ -610,6 +614,7 @@ impl Engine {
             ActionSpec::Container(_) => inc.target.clone(),
             ActionSpec::RedisFlush(r) => format!("redis://{}", r.address),
             ActionSpec::MemcachedFlush(m) => format!("memcached://{}", m.address),
+            ActionSpec::Signal(s) if s.pid == 0 => format!("process:{}", inc.target),
             ActionSpec::Signal(s) => format!("pid:{}", s.pid),
             ActionSpec::ServiceRestart(s) => format!("unit:{}", s.unit),
             ActionSpec::Command(c) => {
@@ -1099,9 +1104,43 @@ async fn execute(
         }
         ActionSpec::RedisFlush(r) => exec::redis::run(r, t).await,
         ActionSpec::MemcachedFlush(m) => exec::memcached::run(m, t).await,
+        ActionSpec::Signal(s) if s.pid == 0 => signal_watched(config, s, container),
         ActionSpec::Signal(s) => exec::signal::run(s, &config.proc_root, &config.deny_processes),
         ActionSpec::ServiceRestart(s) => exec::service::run(s, &config.root, t).await,
         ActionSpec::Command(c) => exec::process::run_command(c, t).await,
         ActionSpec::Webhook(w) => exec::webhook::post(w, &[], t).await,
     }
+}
+
+/// Signals the watched process(es) named `target`: found now, each signalled
+/// by its PID and the start time just read, so a PID recycled in between is
+/// refused by the signal executor itself.
+fn signal_watched(
+    config: &EngineConfig,
+    s: &aegis_core::action::SignalProcess,
+    target: &str,
+) -> Result<String, ExecError> {
+    let Some(watched) = config.processes.iter().find(|p| p.name == target) else {
+        return Err(ExecError::Refused(format!(
+            "pid 0 means the watched process of the incident, and no [[processes]] entry is named {target:?}"
+        )));
+    };
+    let found = aegis_collect::process::find(&config.proc_root, watched);
+    if found.is_empty() {
+        return Err(ExecError::Refused(format!("no process of {target:?} runs")));
+    }
+    let mut done = Vec::new();
+    for p in found {
+        let exact = aegis_core::action::SignalProcess {
+            pid: p.pid,
+            start_time: p.start_time,
+            signal: s.signal,
+        };
+        done.push(exec::signal::run(
+            &exact,
+            &config.proc_root,
+            &config.deny_processes,
+        )?);
+    }
+    Ok(done.join("; "))
 }

@@ -79,6 +79,7 @@ fn config(webhook: &str) -> EngineConfig {
         }),
         operator_grace: Duration::from_secs(15),
         root: "/".into(),
+        processes: Vec::new(),
     }
 }
 
