@@ -1,163 +1,21 @@
 //! The `aegis` binary as a user runs it: real process, real sockets on
 //! loopback, real SQLite file, real signals.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aegis");
+mod common;
 
-/// A running agent in its own HOME.
-struct Agent {
-    child: Child,
-    api: SocketAddr,
-    home: tempfile::TempDir,
-    logs: mpsc::Receiver<String>,
-}
+use common::{aegis, fake_proc, free_port, wait_until, Agent, LoadWriter};
 
-fn aegis(home: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    cmd
-}
-
-impl Agent {
-    fn start(extra: &[&str]) -> Agent {
-        let home = tempfile::tempdir().expect("tempdir");
-        let mut child = aegis(home.path())
-            .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn aegis");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, logs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let api = loop {
-            let line = logs
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("agent did not log that it runs");
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "aegis running" {
-                break v["api"]
-                    .as_str()
-                    .expect("api field")
-                    .parse()
-                    .expect("api address");
-            }
-        };
-        Agent {
-            child,
-            api,
-            home,
-            logs,
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        http_get(self.api, path)
-    }
-
-    fn json(&self, path: &str) -> serde_json::Value {
-        let (code, body) = self.get(path);
-        assert_eq!(code, 200, "{path}: {body}");
-        serde_json::from_str(&body).expect("json body")
-    }
-
-    fn signal(&self, sig: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), sig).expect("kill");
-    }
-
-    fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn db(&self) -> PathBuf {
-        self.home.path().join(".local/state/aegis/aegis.db")
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    // Bodies may be chunked; tests only look inside them, so strip chunk sizes.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (code, body)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+/// Sends a signal to the agent.
+fn signal(agent: &Agent, sig: Signal) {
+    kill(Pid::from_raw(agent.child.id() as i32), sig).expect("kill");
 }
 
 fn series_names(agent: &Agent) -> Vec<String> {
@@ -216,7 +74,7 @@ fn runs_on_defaults_and_shows_live_host_figures_within_two_intervals() {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("since"), "{body}");
 
-    let out = aegis(agent.home.path())
+    let out = aegis(&agent.home)
         .args(["status", "--url", &format!("http://{}", agent.api)])
         .output()
         .expect("aegis status");
@@ -233,7 +91,7 @@ fn runs_on_defaults_and_shows_live_host_figures_within_two_intervals() {
     );
     assert!(agent.db().exists());
 
-    let out = aegis(agent.home.path())
+    let out = aegis(&agent.home)
         .args([
             "status",
             "--json",
@@ -256,7 +114,7 @@ fn sigterm_stops_within_the_deadline_with_exit_0_and_flushes_the_store() {
             > 50
     }));
     let sent = Instant::now();
-    agent.signal(Signal::SIGTERM);
+    signal(&agent, Signal::SIGTERM);
     // The default deadline is 5s.
     let status = agent
         .wait(Duration::from_secs(5))
@@ -285,7 +143,7 @@ fn sigkill_mid_write_leaves_a_database_that_passes_integrity_check() {
         let mut agent = Agent::start(&["--config", config.to_str().expect("utf8 path")]);
         // Let it write for a while, killing at a different point each round.
         std::thread::sleep(Duration::from_millis(1200 + 170 * round));
-        agent.signal(Signal::SIGKILL);
+        signal(&agent, Signal::SIGKILL);
         agent.wait(Duration::from_secs(5)).expect("killed");
         let conn = rusqlite::Connection::open(agent.db()).expect("open db after SIGKILL");
         let check: String = conn
@@ -382,10 +240,7 @@ fn a_public_listen_address_without_a_token_is_refused() {
 fn status_says_clearly_when_no_agent_answers() {
     let home = tempfile::tempdir().expect("tempdir");
     // A port nothing listens on: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let out = aegis(home.path())
         .args(["status", "--url", &format!("http://127.0.0.1:{port}")])
         .output()
@@ -403,21 +258,6 @@ fn version_prints_the_version() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("aegis {}", env!("CARGO_PKG_VERSION"))
     );
-}
-
-/// A fake procfs whose load average a background thread keeps moving.
-fn fake_proc(dir: &Path) {
-    std::fs::create_dir_all(dir.join("net")).expect("mkdir");
-    std::fs::write(dir.join("stat"), "cpu  100 0 100 1000 0 0 0 0 0 0\n").expect("stat");
-    std::fs::write(
-        dir.join("meminfo"),
-        "MemTotal: 1000 kB\nMemAvailable: 500 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
-    )
-    .expect("meminfo");
-    std::fs::write(dir.join("mounts"), "").expect("mounts");
-    std::fs::write(dir.join("diskstats"), "").expect("diskstats");
-    std::fs::write(dir.join("net/dev"), "h\nh\n").expect("net/dev");
-    std::fs::write(dir.join("loadavg"), "0.50 0.50 0.50 1/100 1\n").expect("loadavg");
 }
 
 #[test]
@@ -438,36 +278,16 @@ fn an_induced_anomaly_is_scored_stored_and_exported() {
     let mut agent = Agent::start(&["--config", config.to_str().expect("utf8")]);
 
     // Normal load wobbling around 0.5 for a while, then a jump to 40.
-    let writer_dir = proc_dir.clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop_writer = std::sync::Arc::clone(&stop);
-    let writer = std::thread::spawn(move || {
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        let started = Instant::now();
-        while !stop_writer.load(std::sync::atomic::Ordering::Relaxed) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let noise = (x % 1000) as f64 / 1000.0 * 0.2 - 0.1;
-            let load = if started.elapsed() < Duration::from_secs(10) {
-                0.5 + noise
-            } else {
-                40.0 + noise
-            };
-            let tmp = writer_dir.join("loadavg.tmp");
-            let _ = std::fs::write(&tmp, format!("{load:.3} 0.50 0.50 1/100 1\n"));
-            let _ = std::fs::rename(&tmp, writer_dir.join("loadavg"));
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    });
+    let load = LoadWriter::start(&proc_dir, 0.5, 40.0);
+    std::thread::sleep(Duration::from_secs(10));
+    load.set_high(true);
 
     let found = wait_until(Duration::from_secs(30), || {
         let list = agent.json("/api/v1/anomalies?status=open");
         list.as_array()
             .is_some_and(|a| a.iter().any(|r| r["series"] == "host_load1"))
     });
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.join().expect("writer");
+    drop(load);
     assert!(
         found,
         "no anomaly on host_load1: {}",
@@ -517,7 +337,7 @@ fn an_induced_anomaly_is_scored_stored_and_exported() {
     assert_eq!(code, 400, "{body}");
 
     // Stored in SQLite, with its explanation, and still there after a stop.
-    agent.signal(Signal::SIGTERM);
+    signal(&agent, Signal::SIGTERM);
     assert!(agent
         .wait(Duration::from_secs(5))
         .is_some_and(|s| s.success()));

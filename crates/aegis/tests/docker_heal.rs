@@ -7,14 +7,14 @@
 //! Needs the engine and image that `scripts/test.sh` sets up (DOCKER_HOST
 //! pointing at the private engine it starts).
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aegis");
+mod common;
+
+use common::{wait_until, Agent, BIN};
+
 const IMAGE: &str = "aegis-test/busybox:latest";
 
 fn docker(args: &[&str]) -> (bool, String) {
@@ -76,118 +76,47 @@ fn health(name: &str) -> String {
     .1
 }
 
-fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
+fn start_agent(home: &Path) -> Agent {
+    let config = home.join("aegis.toml");
+    std::fs::write(
+        &config,
+        "[docker]\ninterval = \"1s\"\n[heal]\ncooldown = \"1s\"\nverify_window = \"30s\"\nrate_max = 10\n[detect]\nenabled = false\n",
+    )
+    .expect("config");
+    Agent::start_in(home, &["--config", config.to_str().expect("utf8 path")])
 }
 
-struct Agent {
-    child: Child,
-    api: SocketAddr,
+fn records(agent: &Agent, target: &str) -> Vec<(String, String)> {
+    agent
+        .json(&format!("/api/v1/actions?target={target}&limit=1000"))
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .rev()
+                .map(|r| {
+                    (
+                        r["action"].as_str().unwrap_or("").to_string(),
+                        r["outcome"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    fn start(home: &std::path::Path) -> Agent {
-        let config = home.join("aegis.toml");
-        std::fs::write(
-            &config,
-            "[docker]\ninterval = \"1s\"\n[heal]\ncooldown = \"1s\"\nverify_window = \"30s\"\nrate_max = 10\n[detect]\nenabled = false\n",
-        )
-        .expect("config");
-        let mut child = Command::new(BIN)
-            .args([
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--config",
-            ])
-            .arg(&config)
-            .env("HOME", home)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn aegis");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let api = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("agent start");
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "aegis running" {
-                break v["api"].as_str().expect("api").parse().expect("addr");
-            }
-        };
-        Agent { child, api }
-    }
-
-    fn text(&self, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(self.api).expect("connect");
-        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("write");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read");
-        raw.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default()
-    }
-
-    fn json(&self, path: &str) -> serde_json::Value {
-        serde_json::from_str(&self.text(path)).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn records(&self, target: &str) -> Vec<(String, String)> {
-        self.json(&format!("/api/v1/actions?target={target}&limit=1000"))
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .rev()
-                    .map(|r| {
-                        (
-                            r["action"].as_str().unwrap_or("").to_string(),
-                            r["outcome"].as_str().unwrap_or("").to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn docker_state(&self) -> String {
-        let status = self.json("/api/v1/status");
-        status["sources"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["name"] == "docker"))
-            .and_then(|s| s["state"].as_str())
-            .unwrap_or("missing")
-            .to_string()
-    }
+fn docker_state(agent: &Agent) -> String {
+    let status = agent.json("/api/v1/status");
+    status["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "docker"))
+        .and_then(|s| s["state"].as_str())
+        .unwrap_or("missing")
+        .to_string()
 }
 
 fn heals(agent: &Agent, name: &str, healed_before: usize) -> bool {
     wait_until(Duration::from_secs(40), || {
-        agent
-            .records(name)
+        records(agent, name)
             .iter()
             .filter(|(a, o)| a == "container_restart" && o == "healed")
             .count()
@@ -273,11 +202,11 @@ fn docker_healing_end_to_end() {
         );
     }
     let home = tempfile::tempdir().expect("tempdir");
-    let mut agent = Agent::start(home.path());
+    let mut agent = start_agent(home.path());
     assert!(
-        wait_until(Duration::from_secs(10), || agent.docker_state() == "ok"),
+        wait_until(Duration::from_secs(10), || docker_state(&agent) == "ok"),
         "docker source: {}",
-        agent.docker_state()
+        docker_state(&agent)
     );
 
     // An operator stops one: it stays stopped.
@@ -289,13 +218,12 @@ fn docker_healing_end_to_end() {
     assert!(
         heals(&agent, &opted, 0),
         "opted-in container not healed: {:?}",
-        agent.records(&opted)
+        records(&agent, &opted)
     );
     assert_eq!(health(&opted), "running/healthy");
-    let records = agent.records(&opted);
+    let seen = records(&agent, &opted);
     assert_eq!(
-        records
-            .iter()
+        seen.iter()
             .map(|(a, o)| format!("{a}:{o}"))
             .collect::<Vec<_>>(),
         vec![
@@ -307,9 +235,9 @@ fn docker_healing_end_to_end() {
     // The plain one was seen unhealthy (by now, several health checks ago) and left alone.
     assert_eq!(health(&plain), "running/unhealthy");
     assert!(
-        agent.records(&plain).is_empty(),
+        records(&agent, &plain).is_empty(),
         "{:?}",
-        agent.records(&plain)
+        records(&agent, &plain)
     );
     assert!(
         health(&stopped).starts_with("exited"),
@@ -317,18 +245,19 @@ fn docker_healing_end_to_end() {
         health(&stopped)
     );
     assert!(
-        agent.records(&stopped).is_empty(),
+        records(&agent, &stopped).is_empty(),
         "{:?}",
-        agent.records(&stopped)
+        records(&agent, &stopped)
     );
     assert!(
-        wait_until(Duration::from_secs(5), || agent.text("/metrics").contains(
+        wait_until(Duration::from_secs(5), || agent.get("/metrics").1.contains(
             "aegis_heal_records_total{action=\"container_restart\",outcome=\"healed\"} 1"
         )),
         "healing not in /metrics"
     );
     assert!(agent
-        .text("/metrics")
+        .get("/metrics")
+        .1
         .contains("aegis_container_healthy{container="));
     let breakers = agent.json("/api/v1/breakers");
     assert!(
@@ -342,7 +271,7 @@ fn docker_healing_end_to_end() {
     // incident with its actions and verdict.
     let _ = agent.child.kill();
     let _ = agent.child.wait();
-    agent = Agent::start(home.path());
+    agent = start_agent(home.path());
     let out = Command::new(BIN)
         .args([
             "incidents",
@@ -376,7 +305,7 @@ fn docker_healing_end_to_end() {
         .expect("aegis incidents --json");
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(v[0]["status"], "healed", "{v}");
-    assert!(wait_until(Duration::from_secs(10), || agent.docker_state() == "ok"));
+    assert!(wait_until(Duration::from_secs(10), || docker_state(&agent) == "ok"));
 
     // The engine goes away and comes back.
     if !private {
@@ -384,13 +313,13 @@ fn docker_healing_end_to_end() {
     }
     stop_engine();
     assert!(
-        wait_until(Duration::from_secs(15), || agent.docker_state()
+        wait_until(Duration::from_secs(15), || docker_state(&agent)
             == "unavailable"),
         "the agent did not notice: {}",
-        agent.docker_state()
+        docker_state(&agent)
     );
     // Everything else keeps running.
-    assert_eq!(agent.json("/healthz"), serde_json::Value::Null);
+    assert_eq!(agent.get("/healthz"), (200, "ok\n".to_string()));
     assert!(
         agent.json("/api/v1/status")["observations_total"]
             .as_u64()
@@ -399,9 +328,9 @@ fn docker_healing_end_to_end() {
     );
     start_engine();
     assert!(
-        wait_until(Duration::from_secs(30), || agent.docker_state() == "ok"),
+        wait_until(Duration::from_secs(30), || docker_state(&agent) == "ok"),
         "no reconnection: {}",
-        agent.docker_state()
+        docker_state(&agent)
     );
     // The engine stopped the containers with it; bring the opted-in one back.
     assert!(docker(&["start", &opted]).0);
@@ -415,6 +344,6 @@ fn docker_healing_end_to_end() {
     assert!(
         heals(&agent, &opted, 1),
         "not healed after reconnecting: {:?}",
-        agent.records(&opted)
+        records(&agent, &opted)
     );
 }

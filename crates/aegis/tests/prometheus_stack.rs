@@ -5,14 +5,14 @@
 //! agent and answers queries for a host metric and an anomaly score.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aegis");
+mod common;
+
+use common::{free_port, http_get, start_fake_host, wait_until, LoadWriter};
 
 struct Kill(Child);
 
@@ -23,34 +23,10 @@ impl Drop for Kill {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 fn http(addr: &str, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    raw.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
+    addr.parse()
+        .map(|a| http_get(a, path).1)
         .unwrap_or_default()
-}
-
-fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
 }
 
 /// Alertmanager's own webhook receiver: keeps every notification body.
@@ -83,20 +59,6 @@ fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
         }
     });
     (format!("http://{addr}/alerts"), got)
-}
-
-fn fake_proc(dir: &Path) {
-    std::fs::create_dir_all(dir.join("net")).expect("mkdir");
-    std::fs::write(dir.join("stat"), "cpu  100 0 100 1000 0 0 0 0 0 0\n").expect("stat");
-    std::fs::write(
-        dir.join("meminfo"),
-        "MemTotal: 1000 kB\nMemAvailable: 500 kB\n",
-    )
-    .expect("meminfo");
-    std::fs::write(dir.join("mounts"), "").expect("mounts");
-    std::fs::write(dir.join("diskstats"), "").expect("diskstats");
-    std::fs::write(dir.join("net/dev"), "h\nh\n").expect("net");
-    std::fs::write(dir.join("loadavg"), "0.5 0.5 0.5 1/1 1\n").expect("loadavg");
 }
 
 #[test]
@@ -137,49 +99,13 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
     );
 
     // The agent on a fake host whose load we move, announcing to Alertmanager.
-    let proc_dir = dir.join("proc");
-    fake_proc(&proc_dir);
-    std::fs::write(
-        dir.join("aegis.toml"),
-        format!(
-            "[collect]\ninterval = \"100ms\"\nproc_root = \"{}\"\n[detect]\nwarmup = 20\nsettle = 40\nclose_after = 5\n[docker]\nenabled = false\n\
-             [notify]\ngroup_wait = \"200ms\"\nwebhooks = [{{ url = \"http://{am}/api/v2/alerts\" }}]\n",
-            proc_dir.display()
+    let (agent, proc_dir) = start_fake_host(
+        dir,
+        &format!(
+            "close_after = 5\n[docker]\nenabled = false\n[notify]\ngroup_wait = \"200ms\"\nwebhooks = [{{ url = \"http://{am}/api/v2/alerts\" }}]\n"
         ),
-    )
-    .expect("aegis.toml");
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--config",
-        ])
-        .arg(dir.join("aegis.toml"))
-        .env("HOME", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn aegis");
-    let stderr = child.stderr.take().expect("stderr");
-    let _agent = Kill(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let api: SocketAddr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("agent start");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "aegis running" {
-            break v["api"].as_str().expect("api").parse().expect("addr");
-        }
-    };
+    );
+    let api = agent.api;
 
     // Prometheus scraping the agent every second.
     let prom_port = free_port();
@@ -206,32 +132,10 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
     );
     let prom = format!("127.0.0.1:{prom_port}");
 
-    // 0: normal, 1: high. Normal first, then a jump, then back.
-    let phase = Arc::new(AtomicU8::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (phase, stop, dir) = (Arc::clone(&phase), Arc::clone(&stop), proc_dir.clone());
-        std::thread::spawn(move || {
-            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-            while !stop.load(Ordering::Relaxed) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let noise = (x % 1000) as f64 / 5000.0 - 0.1;
-                let load = if phase.load(Ordering::Relaxed) == 1 {
-                    15.0 + noise
-                } else {
-                    0.5 + noise
-                };
-                let tmp = dir.join("loadavg.tmp");
-                let _ = std::fs::write(&tmp, format!("{load:.3} 0.5 0.5 1/1 1\n"));
-                let _ = std::fs::rename(&tmp, dir.join("loadavg"));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    // Normal first, then a jump, then back.
+    let load = LoadWriter::start(&proc_dir, 0.5, 15.0);
     std::thread::sleep(Duration::from_secs(9));
-    phase.store(1, Ordering::Relaxed);
+    load.set_high(true);
     let has = |status: &str| {
         notifications.lock().expect("lock").iter().any(|n| {
             n["status"] == status
@@ -254,7 +158,7 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
         wait_until(Duration::from_secs(30), || delivered() >= 1),
         "the agent delivered nothing"
     );
-    phase.store(0, Ordering::Relaxed);
+    load.set_high(false);
     assert!(
         wait_until(Duration::from_secs(30), || has("firing")),
         "Alertmanager sent no firing alert"
@@ -265,8 +169,7 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
         "Alertmanager sent no resolved alert; anomalies: {}",
         http(&api.to_string(), "/api/v1/anomalies")
     );
-    stop.store(true, Ordering::Relaxed);
-    writer.join().expect("writer");
+    drop(load);
     let firing = notifications
         .lock()
         .expect("lock")

@@ -1,0 +1,280 @@
+//! Helpers shared by the test binaries that run the real `aegis`: start an
+//! agent on a free loopback port, talk HTTP to it, fake a procfs whose load
+//! average moves, wait for things.
+
+// Each test binary uses its own subset.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_aegis");
+
+/// `aegis` with `HOME` set (so the default state directory is the test's).
+pub fn aegis(home: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("HOME", home).env_remove("XDG_STATE_HOME");
+    cmd
+}
+
+/// A running agent; killed when dropped.
+pub struct Agent {
+    /// The process.
+    pub child: Child,
+    /// Where its API listens.
+    pub api: SocketAddr,
+    /// Its log lines (JSON), as they come.
+    pub logs: mpsc::Receiver<String>,
+    /// Its HOME.
+    pub home: PathBuf,
+    _owned: Option<tempfile::TempDir>,
+}
+
+impl Agent {
+    /// Starts `aegis run` in a fresh HOME with `extra` flags.
+    pub fn start(extra: &[&str]) -> Agent {
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut agent = Agent::start_in(home.path(), extra);
+        agent._owned = Some(home);
+        agent
+    }
+
+    /// Starts `aegis run` in `home` with `extra` flags, on a free port, and
+    /// waits until it says it runs.
+    pub fn start_in(home: &Path, extra: &[&str]) -> Agent {
+        let mut child = aegis(home)
+            .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn aegis");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let api = loop {
+            let line = logs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("agent did not log that it runs");
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == "aegis running" {
+                break v["api"]
+                    .as_str()
+                    .expect("api field")
+                    .parse()
+                    .expect("api address");
+            }
+        };
+        Agent {
+            child,
+            api,
+            logs,
+            home: home.to_path_buf(),
+            _owned: None,
+        }
+    }
+
+    /// GET: status code and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.api, path)
+    }
+
+    /// GET a JSON answer (asserting 200).
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (code, body) = self.get(path);
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).expect("json body")
+    }
+
+    /// Waits for the process to end.
+    pub fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The default database of this HOME.
+    pub fn db(&self) -> PathBuf {
+        self.home.join(".local/state/aegis/aegis.db")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET: status code and (de-chunked) body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    if write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return (0, String::new());
+    }
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (code, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Polls `f` until it holds or `within` passes.
+pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A loopback port nothing listens on (bound, noted, closed).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A fake procfs: constant CPU and memory, no mounts, disks or interfaces,
+/// and a load average that a [`LoadWriter`] moves.
+pub fn fake_proc(dir: &Path) {
+    std::fs::create_dir_all(dir.join("net")).expect("mkdir");
+    std::fs::write(dir.join("stat"), "cpu  100 0 100 1000 0 0 0 0 0 0\n").expect("stat");
+    std::fs::write(
+        dir.join("meminfo"),
+        "MemTotal: 1000 kB\nMemAvailable: 500 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
+    )
+    .expect("meminfo");
+    std::fs::write(dir.join("mounts"), "").expect("mounts");
+    std::fs::write(dir.join("diskstats"), "").expect("diskstats");
+    std::fs::write(dir.join("net/dev"), "h\nh\n").expect("net/dev");
+    std::fs::write(dir.join("loadavg"), "0.50 0.50 0.50 1/100 1\n").expect("loadavg");
+}
+
+/// Moves the fake procfs' load average: about `normal` with a little noise,
+/// or about `high` while `set_high(true)`. Stops when dropped.
+pub struct LoadWriter {
+    high: Arc<AtomicU8>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LoadWriter {
+    /// Starts writing `dir/loadavg` every 10 ms.
+    pub fn start(dir: &Path, normal: f64, high: f64) -> LoadWriter {
+        let flag = Arc::new(AtomicU8::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s, dir) = (Arc::clone(&flag), Arc::clone(&stop), dir.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+            while !s.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let noise = (x % 1000) as f64 / 5000.0 - 0.1;
+                let load = if f.load(Ordering::Relaxed) == 1 {
+                    high
+                } else {
+                    normal
+                } + noise;
+                let tmp = dir.join("loadavg.tmp");
+                let _ = std::fs::write(&tmp, format!("{load:.3} 0.50 0.50 1/100 1\n"));
+                let _ = std::fs::rename(&tmp, dir.join("loadavg"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        LoadWriter {
+            high: flag,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Switches between the normal and the high load.
+    pub fn set_high(&self, high: bool) {
+        self.high.store(u8::from(high), Ordering::Relaxed);
+    }
+}
+
+impl Drop for LoadWriter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts an agent on a fake procfs in `home` scored fast (warm-up 20,
+/// settle 40, collecting every 100 ms), with `more` appended to its config.
+pub fn start_fake_host(home: &Path, more: &str) -> (Agent, PathBuf) {
+    let proc_dir = home.join("proc");
+    fake_proc(&proc_dir);
+    let config = home.join("aegis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collect]\ninterval = \"100ms\"\nproc_root = \"{}\"\n[detect]\nwarmup = 20\nsettle = 40\n{more}",
+            proc_dir.display()
+        ),
+    )
+    .expect("config");
+    let agent = Agent::start_in(home, &["--config", config.to_str().expect("utf8 path")]);
+    (agent, proc_dir)
+}
