@@ -306,15 +306,9 @@ fn run(args: RunArgs) -> ExitCode {
     }
     // One thread runs every task; SQLite has its own. A host agent should be
     // light, and nothing here needs parallel CPU.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::client::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();

@@ -10,18 +10,24 @@ use aegis_core::config::Config;
 use aegis_core::status::{SeriesSummary, Status};
 use anyhow::Context;
 
+/// A single-threaded runtime: every command of this binary, the agent
+/// included, needs no parallel CPU. Says why on stderr when it cannot start.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: starting the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 /// Runs a client command on a small runtime: prints what it returns, or
 /// the error, and gives the exit code.
 pub fn run_printing(f: impl std::future::Future<Output = anyhow::Result<String>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(f) {
         Ok(text) => {

@@ -2,7 +2,6 @@
 //! loopback, real SQLite file, real signals.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use nix::unistd::Pid;
 
 mod common;
 
-use common::{aegis, fake_proc, free_port, wait_until, Agent, LoadWriter};
+use common::{aegis, fake_proc, free_port, http_post, wait_until, Agent, LoadWriter};
 
 /// Sends a signal to the agent.
 fn signal(agent: &Agent, sig: Signal) {
@@ -351,30 +350,6 @@ fn an_induced_anomaly_is_scored_stored_and_exported() {
         .expect("anomaly row");
     assert_eq!(series, "host_load1");
     assert!(explanation.contains("sd above"), "{explanation}");
-}
-
-fn http_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, body.to_string())
 }
 
 #[test]
