@@ -124,6 +124,18 @@ fn heals(agent: &Agent, name: &str, healed_before: usize) -> bool {
     })
 }
 
+/// Whether a process runs; a zombie (an engine an earlier run of this test
+/// started and never waited for) does not.
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
 fn stop_engine() {
     let pidfile = engine_dir().join("dockerd.pid");
     let pid = std::fs::read_to_string(&pidfile)
@@ -135,16 +147,27 @@ fn stop_engine() {
         .status()
         .expect("kill")
         .success());
+    // The socket closes before the engine has finished stopping (containerd,
+    // then its pidfile, go last); a new engine started before then refuses
+    // to run beside the pidfile. Wait for the process itself to be gone.
     assert!(
-        wait_until(Duration::from_secs(30), || !docker(&["info"]).0),
-        "the engine did not stop"
+        wait_until(Duration::from_secs(30), || !running(&pid)),
+        "the engine (pid {pid}) did not stop"
     );
+    assert!(!docker(&["info"]).0, "the engine still answers");
 }
 
 fn start_engine() {
     let dir = engine_dir();
     let sock = format!("unix://{}/docker.sock", dir.display());
-    let log = std::fs::File::create(dir.join("dockerd.restart.log")).expect("log");
+    let pidfile = dir.join("dockerd.pid");
+    if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+        if !running(pid.trim()) {
+            let _ = std::fs::remove_file(&pidfile);
+        }
+    }
+    let log_path = dir.join("dockerd.restart.log");
+    let log = std::fs::File::create(&log_path).expect("log");
     // The engine is meant to outlive this test (later tests and runs reuse
     // it, as scripts/test.sh would have started it): it is not waited for.
     #[allow(clippy::zombie_processes)]
@@ -155,7 +178,7 @@ fn start_engine() {
             "--exec-root",
             &dir.join("exec").display().to_string(),
             "--pidfile",
-            &dir.join("dockerd.pid").display().to_string(),
+            &pidfile.display().to_string(),
             "--host",
             &sock,
             "--storage-driver=vfs",
@@ -168,9 +191,12 @@ fn start_engine() {
         .stderr(log)
         .spawn()
         .expect("start dockerd");
+    let back = wait_until(Duration::from_secs(30), || docker(&["info"]).0);
     assert!(
-        wait_until(Duration::from_secs(30), || docker(&["info"]).0),
-        "the engine did not come back"
+        back,
+        "the engine did not come back; {}:\n{}",
+        log_path.display(),
+        std::fs::read_to_string(&log_path).unwrap_or_default()
     );
 }
 
