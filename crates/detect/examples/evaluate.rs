@@ -43,17 +43,18 @@ fn main() {
         series.iter().map(|s| s.events.len()).sum::<usize>()
     );
     let alert = AlertConfig::default();
-    println!("| detector | precision | recall | F1 | mean delay (min) | false alarms / day |");
-    println!("|---|---|---|---|---|---|");
+    println!("| detector | precision | recall | F1 | mean delay (min) | open after the end (min) | false alarms / day |");
+    println!("|---|---|---|---|---|---|---|");
     let mut ensemble_kinds = Vec::new();
     for (name, config) in configurations() {
         let (total, per_kind) = evaluate(&series, &config, alert);
         println!(
-            "| {name} | {:.3} | {:.3} | {:.3} | {:.1} | {:.3} |",
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} | {:.3} |",
             total.precision(),
             total.recall(),
             total.f1(),
             total.mean_delay_minutes(),
+            total.mean_linger_minutes(),
             total.false_alarms_per_day()
         );
         if name == "ensemble" {
@@ -61,17 +62,20 @@ fn main() {
         }
     }
     println!("\nEnsemble, per class of anomaly:\n");
-    println!("| class | events | detected | recall | mean delay (min) |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| class | events | detected | recall | mean delay (min) | open after the end (min) |"
+    );
+    println!("|---|---|---|---|---|---|");
     for kind in Kind::ALL {
         if let Some((_, c)) = ensemble_kinds.iter().find(|(k, _)| *k == kind) {
             println!(
-                "| {} | {} | {} | {:.3} | {:.1} |",
+                "| {} | {} | {} | {:.3} | {:.1} | {:.1} |",
                 kind.as_str(),
                 c.events,
                 c.detected,
                 c.recall(),
-                c.mean_delay_minutes()
+                c.mean_delay_minutes(),
+                c.mean_linger_minutes()
             );
         }
     }

@@ -352,6 +352,9 @@ pub struct Counts {
     pub true_alerts: u32,
     /// Sum of detection delays, seconds.
     pub delay_sum: f64,
+    /// Sum, over detected events, of how long the alert that detected each
+    /// stayed open after the event ended, seconds (0 when it closed before).
+    pub linger_sum: f64,
     /// Days of data.
     pub days: f64,
     /// Days of data outside event windows.
@@ -366,6 +369,7 @@ impl Counts {
         self.alerts += o.alerts;
         self.true_alerts += o.true_alerts;
         self.delay_sum += o.delay_sum;
+        self.linger_sum += o.linger_sum;
         self.days += o.days;
         self.normal_days += o.normal_days;
     }
@@ -407,6 +411,16 @@ impl Counts {
         }
     }
 
+    /// Mean minutes an alert stayed open after the end of the event it
+    /// detected: how late the all-clear comes.
+    pub fn mean_linger_minutes(&self) -> f64 {
+        if self.detected == 0 {
+            f64::NAN
+        } else {
+            self.linger_sum / f64::from(self.detected) / MINUTE
+        }
+    }
+
     /// False alarms per day of normal data.
     pub fn false_alarms_per_day(&self) -> f64 {
         f64::from(self.alerts - self.true_alerts) / self.normal_days.max(1e-9)
@@ -421,13 +435,22 @@ pub const TOLERANCE: f64 = 60.0 * MINUTE;
 pub fn score(series: &LabeledSeries, config: &SeriesConfig, alert: AlertConfig) -> Counts {
     let mut det = SeriesDetector::new(config.clone());
     let mut alerter = Alerter::new(alert);
-    let mut opened: Vec<f64> = Vec::new();
+    // (opened, closed) of every alert; one still open closes at the end.
+    let mut alerts: Vec<(f64, f64)> = Vec::new();
+    let end = series.t.last().copied().unwrap_or(0.0);
     for (&t, &x) in series.t.iter().zip(&series.x) {
         let a = det.assess(x, t);
-        if alerter.update(a.score.value) == Some(Transition::Opened) {
-            opened.push(t);
+        match alerter.update(a.score.value) {
+            Some(Transition::Opened) => alerts.push((t, end)),
+            Some(Transition::Closed) => {
+                if let Some(last) = alerts.last_mut() {
+                    last.1 = t;
+                }
+            }
+            None => {}
         }
     }
+    let opened: Vec<f64> = alerts.iter().map(|a| a.0).collect();
     let mut c = Counts {
         events: series.events.len() as u32,
         alerts: opened.len() as u32,
@@ -437,12 +460,13 @@ pub fn score(series: &LabeledSeries, config: &SeriesConfig, alert: AlertConfig) 
     let labeled: f64 = series.events.iter().map(|e| e.end - e.start + MINUTE).sum();
     c.normal_days = (series.days() - labeled / DAY).max(0.0);
     for e in &series.events {
-        if let Some(&first) = opened
+        if let Some(&(first, closed)) = alerts
             .iter()
-            .find(|&&o| o >= e.start && o <= e.end + TOLERANCE)
+            .find(|&&(o, _)| o >= e.start && o <= e.end + TOLERANCE)
         {
             c.detected += 1;
             c.delay_sum += first - e.start;
+            c.linger_sum += (closed - e.end).max(0.0);
         }
     }
     c.true_alerts = opened

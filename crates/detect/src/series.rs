@@ -14,8 +14,10 @@
 //!   shifts too small for a single point to stand out;
 //! - **drift**: the baseline level against a slow (one-day) reference level,
 //!   for slow ramps such as a memory leak that a fast baseline would follow;
-//! - **variance**: a short exponentially weighted mean of squared z-scores,
-//!   for bursts of variance at an unchanged level;
+//! - **variance**: a short exponentially weighted mean of absolute
+//!   residuals against the long-term one, for bursts of variance at an
+//!   unchanged level; held to what a much shorter mean still sees, so the
+//!   all-clear comes soon after the burst ends;
 //! - **flatline**: a run of identical values on a series that seldom repeats
 //!   (a stuck sensor or a dead exporter), with the repeat probability learned;
 //! - **gap**: time since the previous observation against the usual spacing.
@@ -96,8 +98,11 @@ pub struct SeriesConfig {
     pub cusum_k: f64,
     /// Length of the slow reference level, in seconds.
     pub drift_horizon: f64,
-    /// Weight of a new squared z-score in the variance statistic.
+    /// Weight of a new absolute residual in the variance statistic.
     pub variance_alpha: f64,
+    /// Weight of a new absolute residual in the shorter mean that holds the
+    /// variance statistic down once a burst is over.
+    pub variance_fast_alpha: f64,
     /// Shortest run of identical values that can be a flat-line.
     pub flat_min_run: u32,
     /// Observations after which a calibrator's counts weigh half.
@@ -119,6 +124,7 @@ impl Default for SeriesConfig {
             cusum_k: 0.5,
             drift_horizon: 86_400.0,
             variance_alpha: 0.005,
+            variance_fast_alpha: 0.05,
             flat_min_run: 10,
             calibration_memory: 20_000.0,
             season_bins: 96,
@@ -372,6 +378,7 @@ pub struct SeriesDetector {
     cusum_up: f64,
     cusum_down: f64,
     var_stat: f64,
+    var_fast: f64,
     var_slow: f64,
     var_scale: f64,
     run: u32,
@@ -419,6 +426,7 @@ impl SeriesDetector {
             cusum_up: 0.0,
             cusum_down: 0.0,
             var_stat: 0.798,
+            var_fast: 0.798,
             var_slow: 0.798,
             var_scale: 0.0,
             run: 0,
@@ -531,6 +539,15 @@ impl SeriesDetector {
             let u = (r.abs() / slow_scale).min(8.0);
             let a = self.config.variance_alpha;
             self.var_stat += a * (u - self.var_stat);
+            // The short mean remembers a burst for hundreds of observations
+            // after it ended; a much shorter one forgets it within tens. The
+            // statistic is held to the larger of the shorter mean and the
+            // usual level: a burst still builds it up, but once the spread
+            // is back to usual the alert can close. (On the harness this
+            // halves the time alerts stay open after their event and costs
+            // no detection: docs/detection.md.)
+            self.var_fast += self.config.variance_fast_alpha * (u - self.var_fast);
+            self.var_stat = self.var_stat.min(self.var_fast.max(self.var_slow));
             let learn = self.frozen == 0;
             if learn {
                 self.var_slow += 0.001 * (u - self.var_slow);
