@@ -243,8 +243,9 @@ fn docker_healing_end_to_end() {
 
     assert!(
         heals(&agent, &opted, 0),
-        "opted-in container not healed: {:?}",
-        records(&agent, &opted)
+        "opted-in container not healed: {:?}\nthe agent's log:\n{}",
+        records(&agent, &opted),
+        agent.recent_logs(40)
     );
     assert_eq!(health(&opted), "running/healthy");
     let seen = records(&agent, &opted);
@@ -369,7 +370,8 @@ fn docker_healing_end_to_end() {
     assert!(docker(&["exec", &opted, "rm", "/www/health"]).0);
     assert!(
         heals(&agent, &opted, 1),
-        "not healed after reconnecting: {:?}",
-        records(&agent, &opted)
+        "not healed after reconnecting: {:?}\nthe agent's log:\n{}",
+        records(&agent, &opted),
+        agent.recent_logs(40)
     );
 }

@@ -489,6 +489,14 @@ impl Engine {
                 self.operator_stops.insert(e.id.clone(), now);
                 return;
             }
+            EventKind::Start | EventKind::Destroy => {
+                // The stop is over (started again, by a person or by the
+                // engine coming back) or the container is gone: a check
+                // failing from now on is a sickness again, even within the
+                // grace that covered the stop.
+                self.operator_stops.remove(&e.id);
+                return;
+            }
             EventKind::Health { status } if status == "unhealthy" => {
                 // A container being stopped can fail its last check: that
                 // is the stop, not a sickness.

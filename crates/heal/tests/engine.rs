@@ -1,14 +1,16 @@
 //! The engine end to end without Docker: manual actions through the guard,
-//! records of every step, and a rate-limited target that stops being acted
-//! on and is reported to a real webhook receiver on loopback.
+//! records of every step, a rate-limited target that stops being acted on
+//! and is reported to a real webhook receiver on loopback, and how container
+//! events around an operator's stop are read.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aegis_collect::docker::{ContainerEvent, EventKind};
 use aegis_core::action::{ActionSpec, RunCommand, Webhook};
 use aegis_core::status::ActionRecord;
 use aegis_core::SystemClock;
-use aegis_heal::engine::{Engine, EngineConfig};
+use aegis_heal::engine::{Engine, EngineConfig, Trigger};
 use aegis_heal::guard::GuardConfig;
 use aegis_heal::policy::Policy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -263,5 +265,64 @@ async fn paused_and_dry_run_engines_do_nothing_but_record_why() {
         "{records:?}"
     );
     assert!(!std::path::Path::new("/tmp/aegis-should-not-exist").exists());
+    cancel.cancel();
+}
+
+/// A container event of the opted-in container `web`.
+fn event(kind: EventKind) -> Trigger {
+    Trigger::Container(ContainerEvent {
+        id: "c0ffee".into(),
+        name: "web".into(),
+        labels: [("aegis.autoheal".to_string(), "true".to_string())].into(),
+        kind,
+        docker_time_ns: 0,
+        from_stream: true,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_failing_during_a_stop_is_the_stop_but_after_a_start_it_is_a_sickness() {
+    let (tx, mut rx) = mpsc::channel(256);
+    let mut c = config("http://127.0.0.1:9/unused");
+    c.alert_webhook = None;
+    let (engine, handle) = Engine::new(
+        c,
+        Policy::new(Vec::new(), "aegis.autoheal"),
+        Arc::new(SystemClock::new()),
+        tx,
+        1,
+    );
+    let cancel = CancellationToken::new();
+    tokio::spawn(engine.run(cancel.clone()));
+    let unhealthy = || {
+        event(EventKind::Health {
+            status: "unhealthy".into(),
+        })
+    };
+
+    // Being stopped, its last check fails: not a sickness.
+    assert!(handle.trigger(event(EventKind::Kill)));
+    assert!(handle.trigger(unhealthy()));
+    assert!(handle.trigger(event(EventKind::Die {
+        exit_code: Some(143)
+    })));
+    assert!(handle.trigger(event(EventKind::Stop)));
+    let quiet = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+    assert!(quiet.is_err(), "acted on a stop: {quiet:?}");
+
+    // Started again (by a person, or by the engine coming back), it turns
+    // unhealthy well within the grace that covered the stop: healed.
+    assert!(handle.trigger(event(EventKind::Start)));
+    assert!(handle.trigger(unhealthy()));
+    let records = collect(&mut rx, &mut Vec::new(), |r| {
+        r.iter().any(|r| r.outcome == "decided")
+    })
+    .await;
+    let decided = records
+        .iter()
+        .find(|r| r.outcome == "decided")
+        .unwrap_or_else(|| panic!("not acted on: {records:?}"));
+    assert_eq!(decided.target, "web");
+    assert!(decided.reason.contains("unhealthy"), "{}", decided.reason);
     cancel.cancel();
 }

@@ -112,6 +112,13 @@ impl Agent {
         None
     }
 
+    /// The last `n` log lines not read yet, one per line: for a failure's
+    /// message.
+    pub fn recent_logs(&self, n: usize) -> String {
+        let lines: Vec<String> = self.logs.try_iter().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// The default database of this HOME.
     pub fn db(&self) -> PathBuf {
         self.home.join(".local/state/aegis/aegis.db")
