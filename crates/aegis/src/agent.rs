@@ -148,13 +148,39 @@ pub async fn run(
         .context("reading the store")?
         .context("reading the actions table")?;
     let (records_tx, mut records_rx) = tokio::sync::mpsc::channel::<ActionRecord>(1024);
-    let (engine, heal) = Engine::new(
+    let (mut engine, heal) = Engine::new(
         engine_config(&config),
         Policy::new(config.heal.rules.clone(), &config.docker.autoheal_label),
         Arc::clone(&clock),
         records_tx,
         next_incident,
     );
+    // What earlier runs did still counts: cooldowns, rate limits, the
+    // budget and the breakers survive a restart (or a crash loop) of the
+    // agent.
+    let horizon = i64::try_from(engine.memory_horizon().as_millis()).unwrap_or(i64::MAX);
+    let past = store
+        .query(move |c| {
+            aegis_store::actions::list(
+                c,
+                &aegis_store::actions::ActionQuery {
+                    target: None,
+                    incident: None,
+                    since_ms: Some(now_ms.saturating_sub(horizon)),
+                    limit: 10_000,
+                },
+            )
+        })
+        .await
+        .context("reading the store")?
+        .context("reading the actions table")?;
+    let remembered = engine.remember(&past);
+    if remembered > 0 {
+        tracing::info!(
+            attempts = remembered,
+            "remembered the healing attempts of earlier runs"
+        );
+    }
     let pipeline = pipeline.with_heal(heal.clone());
 
     let tasks = TaskTracker::new();

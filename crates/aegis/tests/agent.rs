@@ -539,3 +539,64 @@ fn a_watched_process_is_signalled_by_pid_and_start_time_found_when_the_action_ru
         "{records}"
     );
 }
+
+#[test]
+fn a_restart_of_the_agent_does_not_reset_the_rate_limit() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = home.path().join("aegis.toml");
+    let token = "a-long-enough-test-token";
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\ntoken = \"{token}\"\n[docker]\nenabled = false\n[heal]\ncooldown = \"1s\"\nrate_max = 1\nrate_window = \"1h\"\n"
+        ),
+    )
+    .expect("config");
+    let args = ["--config", config.to_str().expect("utf8")];
+    let manual = r#"{"target": "once-an-hour", "action": {"kind": "command", "argv": ["true"]}}"#;
+    // The outcome of the manual action's attempt, once it has one.
+    let outcome = |agent: &Agent| -> String {
+        let (code, body) = http_post(agent.api, "/api/v1/actions", Some(token), manual);
+        assert_eq!(code, 202, "{body}");
+        let incident = serde_json::from_str::<serde_json::Value>(&body).expect("json")["incident"]
+            .as_i64()
+            .expect("incident");
+        let mut found = String::new();
+        assert!(wait_until(Duration::from_secs(10), || {
+            let records = agent.json(&format!("/api/v1/actions?incident={incident}"));
+            found = records
+                .as_array()
+                .and_then(|a| {
+                    a.iter().find(|r| r["action"] == "command").map(|r| {
+                        format!(
+                            "{}:{}",
+                            r["outcome"].as_str().unwrap_or(""),
+                            r["reason"].as_str().unwrap_or("")
+                        )
+                    })
+                })
+                .unwrap_or_default();
+            !found.is_empty()
+        }));
+        found
+    };
+
+    let agent = Agent::start_in(home.path(), &args);
+    assert!(outcome(&agent).starts_with("succeeded:"));
+    drop(agent);
+    // Past the cooldown (which a restart does not reset either), so that
+    // what stops the next attempt is the rate limit.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // A new run of the agent on the same state: the hour's one action is
+    // spent, whoever took it.
+    let agent = Agent::start_in(home.path(), &args);
+    assert_eq!(outcome(&agent), "skipped:rate_limited");
+    let breakers = agent.json("/api/v1/breakers");
+    let target = breakers["targets"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["target"] == "command:true"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(target["recent_actions"], 1, "{breakers}");
+}

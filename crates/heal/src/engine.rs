@@ -325,6 +325,43 @@ impl Engine {
         )
     }
 
+    /// How far back the records of an earlier run can still matter to the
+    /// guard: hand [`Engine::remember`] the records since then.
+    pub fn memory_horizon(&self) -> Duration {
+        self.guard.horizon()
+    }
+
+    /// Takes in the records of earlier runs of the agent (any order): each
+    /// attempt counts against its target's cooldown and rate limit and the
+    /// host's budget, and its outcome goes to the target's breaker, so that
+    /// restarting the agent does not reset them. Returns the attempts taken
+    /// in.
+    pub fn remember(&mut self, past: &[ActionRecord]) -> usize {
+        let now = self.clock.monotonic();
+        let wall = self.clock.wall_ms();
+        let mut attempts: Vec<&ActionRecord> = past
+            .iter()
+            .filter(|r| {
+                r.attempt > 0
+                    && ["succeeded", "failed", "not_attempted"].contains(&r.outcome.as_str())
+            })
+            .collect();
+        attempts.sort_by_key(|r| (r.at_ms, r.id));
+        for r in &attempts {
+            let target = r.detail["guard_target"].as_str().unwrap_or(&r.target);
+            let outcome = match r.outcome.as_str() {
+                "succeeded" => Outcome::Succeeded,
+                "failed" => Outcome::Failed,
+                _ => Outcome::NotAttempted,
+            };
+            // The guard counted the attempt when it began.
+            let began = r.detail["started_ms"].as_i64().unwrap_or(r.at_ms);
+            let ago = Duration::from_millis(u64::try_from(wall - began).unwrap_or(0));
+            self.guard.remember(target, ago, now, outcome);
+        }
+        attempts.len()
+    }
+
     /// Runs until `cancel`. Attempts in flight are abandoned (their tasks
     /// end with the runtime's shutdown).
     pub async fn run(mut self, cancel: CancellationToken) {
@@ -776,8 +813,14 @@ impl Engine {
         };
         let spec = inc.ladder.get(inc.rung).cloned();
         let action = spec.as_ref().map_or("none", ActionSpec::name);
-        let mut detail =
-            json!({"rung": inc.rung, "retries": done.attempts - 1, "started_ms": done.started_ms});
+        // The guard's name for the target (a Redis address, a unit...), so
+        // that a later run of the agent can remember this attempt.
+        let mut detail = json!({
+            "rung": inc.rung,
+            "retries": done.attempts - 1,
+            "started_ms": done.started_ms,
+            "guard_target": target,
+        });
         if let Some(ev) = inc.event_ns {
             detail["event_to_call_ms"] = json!((done.call_ns - ev) as f64 / 1e6);
         }

@@ -8,6 +8,9 @@
 //! anything, so healing can never paralyse itself.
 //!
 //! One owner (the healing engine's task) holds the guard; time is an input.
+//! Actions an earlier run of the agent took are handed in at start
+//! ([`Guard::remember`]), so a restart (or a crash loop) of the agent does
+//! not reset cooldowns, rate limits, the budget or the breakers.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -213,6 +216,29 @@ pub struct Guard {
     in_flight: u32,
     paused: bool,
     counters: GuardCounters,
+    /// How far the guard's own times run ahead of the clock it is given,
+    /// so that actions from before its start (see [`Guard::remember`]) have
+    /// a place: as long as the longest window any of them can matter in.
+    shift: Duration,
+}
+
+/// `target`'s state, new if it has none; seen at `now`.
+fn target_state<'a>(
+    targets: &'a mut HashMap<String, TargetState>,
+    breaker: BreakerConfig,
+    target: &str,
+    now: Duration,
+) -> &'a mut TargetState {
+    let state = targets
+        .entry(target.to_string())
+        .or_insert_with(|| TargetState {
+            breaker: Breaker::new(breaker),
+            last_action: None,
+            recent: VecDeque::new(),
+            last_seen: now,
+        });
+    state.last_seen = state.last_seen.max(now);
+    state
 }
 
 fn secs_until(until: Duration, now: Duration) -> u64 {
@@ -222,7 +248,13 @@ fn secs_until(until: Duration, now: Duration) -> u64 {
 impl Guard {
     /// A guard with nothing recorded.
     pub fn new(config: GuardConfig) -> Self {
+        let shift = config
+            .rate_window
+            .max(config.budget_window)
+            .max(config.cooldown)
+            .max(config.breaker.max_cooldown);
         Self {
+            shift,
             config,
             targets: HashMap::new(),
             budget: VecDeque::new(),
@@ -266,6 +298,7 @@ impl Guard {
     /// maintenance windows). A ticket reserves a slot and counts against
     /// the cooldown, the rate limit and the budget.
     pub fn check(&mut self, target: &str, now: Duration, wall_ms: i64) -> Result<Ticket, Skip> {
+        let now = now + self.shift;
         if self.paused {
             return self.skip(Skip::Paused);
         }
@@ -274,16 +307,7 @@ impl Guard {
         }
         self.forget_idle(now);
         let config = &self.config;
-        let state = self
-            .targets
-            .entry(target.to_string())
-            .or_insert_with(|| TargetState {
-                breaker: Breaker::new(config.breaker),
-                last_action: None,
-                recent: VecDeque::new(),
-                last_seen: now,
-            });
-        state.last_seen = now;
+        let state = target_state(&mut self.targets, config.breaker, target, now);
         while state
             .recent
             .front()
@@ -356,8 +380,36 @@ impl Guard {
         })
     }
 
+    /// How far back an earlier run's actions can still matter.
+    pub fn horizon(&self) -> Duration {
+        self.shift
+    }
+
+    /// Takes in an action on `target` taken `ago` before `now` by an
+    /// earlier run of the agent, as if this guard had allowed it: it counts
+    /// against the target's cooldown and rate limit and the host's budget,
+    /// and its outcome goes to the target's breaker. Hand actions in oldest
+    /// first, before any live one; an action older than every window is
+    /// ignored.
+    pub fn remember(&mut self, target: &str, ago: Duration, now: Duration, outcome: Outcome) {
+        if ago >= self.shift {
+            return;
+        }
+        let at = now + self.shift - ago;
+        let state = target_state(&mut self.targets, self.config.breaker, target, at);
+        state.last_action = Some(state.last_action.map_or(at, |t| t.max(at)));
+        state.recent.push_back(at);
+        match outcome {
+            Outcome::Succeeded => state.breaker.record(true, at),
+            Outcome::Failed => state.breaker.record(false, at),
+            Outcome::NotAttempted => {}
+        }
+        self.budget.push_back(at);
+    }
+
     /// Hands back a ticket with how the attempt went.
     pub fn finish(&mut self, ticket: Ticket, outcome: Outcome, now: Duration) {
+        let now = now + self.shift;
         self.in_flight = self.in_flight.saturating_sub(1);
         let Some(state) = self.targets.get_mut(&ticket.target) else {
             return;
@@ -406,16 +458,34 @@ impl Guard {
 
     /// Every target's state as of `now`, sorted by target.
     pub fn snapshot(&mut self, now: Duration) -> Vec<TargetStatus> {
+        let shift = self.shift;
+        let now = now + shift;
         let window = self.config.rate_window;
         let mut out: Vec<TargetStatus> = self
             .targets
             .iter_mut()
             .map(|(target, s)| {
-                let breaker = s.breaker.state(now);
+                let breaker = match s.breaker.state(now) {
+                    // Back to the caller's clock.
+                    BreakerState::Open { until, trips } => BreakerState::Open {
+                        until: until.saturating_sub(shift),
+                        trips,
+                    },
+                    BreakerState::HalfOpen {
+                        trips,
+                        probe_started,
+                    } => BreakerState::HalfOpen {
+                        trips,
+                        probe_started: probe_started.map(|t| t.saturating_sub(shift)),
+                    },
+                    closed => closed,
+                };
                 TargetStatus {
                     target: target.clone(),
                     breaker_retry_in_s: match breaker {
-                        BreakerState::Open { until, .. } => Some(secs_until(until, now)),
+                        BreakerState::Open { until, .. } => {
+                            Some(secs_until(until, now.saturating_sub(shift)))
+                        }
                         _ => None,
                     },
                     breaker,
@@ -483,6 +553,45 @@ mod tests {
             Err(Skip::RateLimited { retry_in_s: 540 })
         );
         assert!(g.check("web", s(600), 0).is_ok());
+    }
+
+    #[test]
+    fn actions_of_an_earlier_run_hold_after_a_restart() {
+        // The agent restarts at s(0) of its new clock: three actions on
+        // "web" in the last ten minutes, the latest 4 s ago; three failures
+        // on "db" in the last half minute; one on "old" long ago.
+        let mut g = Guard::new(config());
+        g.remember("old", s(7_200), s(0), Outcome::Succeeded);
+        for ago in [25, 20, 15] {
+            g.remember("db", s(ago), s(0), Outcome::Failed);
+        }
+        for ago in [100, 50, 4] {
+            g.remember("web", s(ago), s(0), Outcome::Succeeded);
+        }
+        // Cooldown first (10 s from 4 s ago), then the rate limit (3 in
+        // 600 s, until the oldest is 600 s old).
+        assert_eq!(
+            g.check("web", s(0), 0),
+            Err(Skip::Cooldown { retry_in_s: 6 })
+        );
+        assert_eq!(
+            g.check("web", s(10), 0),
+            Err(Skip::RateLimited { retry_in_s: 490 })
+        );
+        assert!(g.check("web", s(500), 0).is_ok());
+        // The third failure opened db's breaker 15 s ago, for 30 s.
+        assert_eq!(
+            g.check("db", s(0), 0),
+            Err(Skip::BreakerOpen { retry_in_s: 15 })
+        );
+        let db = g.snapshot(s(0));
+        let db = db.iter().find(|t| t.target == "db").expect("db");
+        assert_eq!(db.breaker_retry_in_s, Some(15));
+        // Beyond every window: as if it never happened.
+        assert!(!g.snapshot(s(0)).iter().any(|t| t.target == "old"));
+        let fresh = g.check("old", s(0), 0).expect("old");
+        assert!(!fresh.probe);
+        g.finish(fresh, Outcome::Succeeded, s(1));
     }
 
     #[test]
