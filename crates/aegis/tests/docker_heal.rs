@@ -211,24 +211,47 @@ fn docker_healing_end_to_end() {
         .map(|h| h.contains(&engine_dir().display().to_string()))
         .unwrap_or(false);
     let tag = std::process::id();
-    let (opted, plain, stopped) = (
+    let (opted, plain, stopped, early) = (
         format!("aegis-opted-{tag}"),
         format!("aegis-plain-{tag}"),
         format!("aegis-stopped-{tag}"),
+        format!("aegis-early-{tag}"),
     );
-    let _cleanup = Containers(vec![opted.clone(), plain.clone(), stopped.clone()]);
+    let _cleanup = Containers(vec![
+        opted.clone(),
+        plain.clone(),
+        stopped.clone(),
+        early.clone(),
+    ]);
     run_web(&opted, &["aegis.autoheal=true"]);
     run_web(&plain, &[]);
     run_web(&stopped, &["aegis.autoheal=true"]);
-    for c in [&opted, &plain, &stopped] {
+    run_web(&early, &["aegis.autoheal=true"]);
+    for c in [&opted, &plain, &stopped, &early] {
         assert!(
             wait_until(Duration::from_secs(20), || health(c) == "running/healthy"),
             "{c}: {}",
             health(c)
         );
     }
+    // One opted-in container is already unhealthy when the agent starts:
+    // no event will ever say so again.
+    assert!(docker(&["exec", &early, "rm", "/www/health"]).0);
+    assert!(
+        wait_until(Duration::from_secs(20), || health(&early)
+            == "running/unhealthy"),
+        "{early}: {}",
+        health(&early)
+    );
     let home = tempfile::tempdir().expect("tempdir");
     let mut agent = start_agent(home.path());
+    assert!(
+        heals(&agent, &early, 0),
+        "a container unhealthy before the agent started was not healed: {:?}\nthe agent's log:\n{}",
+        records(&agent, &early),
+        agent.recent_logs(40)
+    );
+    assert_eq!(health(&early), "running/healthy");
     assert!(
         wait_until(Duration::from_secs(10), || docker_state(&agent) == "ok"),
         "docker source: {}",
@@ -278,7 +301,7 @@ fn docker_healing_end_to_end() {
     );
     assert!(
         wait_until(Duration::from_secs(5), || agent.get("/metrics").1.contains(
-            "aegis_heal_records_total{action=\"container_restart\",outcome=\"healed\"} 1"
+            "aegis_heal_records_total{action=\"container_restart\",outcome=\"healed\"} 2"
         )),
         "healing not in /metrics"
     );

@@ -308,27 +308,33 @@ impl Poller {
                 _ => {}
             }
             // A health change the event stream did not deliver (it was
-            // down, or lagged): synthesise it, so healing never depends on
-            // the stream alone.
+            // down, or lagged), or a container already unhealthy when first
+            // seen (the agent started after it turned): synthesise the
+            // event, so healing never depends on the stream alone.
             // Only for running containers: a stopped container's health is
             // not news, and its check stops on its own.
             let previous = self.last_health.insert(c.id.clone(), c.health.clone());
             if c.state != "running" {
                 continue;
             }
-            if let (Some(Some(before)), Some(now_health)) = (&previous, &c.health) {
-                if before != now_health && (now_health == "healthy" || now_health == "unhealthy") {
-                    let _ = self.events.try_send(ContainerEvent {
-                        id: c.id.clone(),
-                        name: c.name.clone(),
-                        labels: c.labels.clone(),
-                        kind: EventKind::Health {
-                            status: now_health.clone(),
-                        },
-                        docker_time_ns: at_ms.saturating_mul(1_000_000),
-                        from_stream: false,
-                    });
+            let news = match (&previous, c.health.as_deref()) {
+                (Some(Some(before)), Some(now)) => {
+                    before != now && (now == "healthy" || now == "unhealthy")
                 }
+                (None, Some(now)) => now == "unhealthy",
+                _ => false,
+            };
+            if let (true, Some(now_health)) = (news, &c.health) {
+                let _ = self.events.try_send(ContainerEvent {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    labels: c.labels.clone(),
+                    kind: EventKind::Health {
+                        status: now_health.clone(),
+                    },
+                    docker_time_ns: at_ms.saturating_mul(1_000_000),
+                    from_stream: false,
+                });
             }
             if c.state == "running" {
                 if let Ok(Some(Ok(stats))) = tokio::time::timeout(
