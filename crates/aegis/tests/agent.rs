@@ -10,7 +10,9 @@ use nix::unistd::Pid;
 
 mod common;
 
-use common::{aegis, fake_proc, free_port, http_post, wait_until, Agent, LoadWriter};
+use common::{
+    aegis, calm_before_the_jump, fake_proc, free_port, http_post, wait_until, Agent, LoadWriter,
+};
 
 /// Sends a signal to the agent.
 fn signal(agent: &Agent, sig: Signal) {
@@ -279,6 +281,7 @@ fn an_induced_anomaly_is_scored_stored_and_exported() {
     // Normal load wobbling around 0.5 for a while, then a jump to 40.
     let load = LoadWriter::start(&proc_dir, 0.5, 40.0);
     std::thread::sleep(Duration::from_secs(10));
+    calm_before_the_jump(&agent);
     load.set_high(true);
 
     let found = wait_until(Duration::from_secs(30), || {

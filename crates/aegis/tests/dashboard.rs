@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{start_fake_host, LoadWriter};
+use common::{calm_before_the_jump, start_fake_host, LoadWriter};
 
 fn chromium() -> &'static str {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -60,6 +60,7 @@ fn the_dashboard_loads_draws_and_shows_an_induced_anomaly() {
     // waited for is the jump's.)
     let load = LoadWriter::start(&proc_dir, 0.5, 12.0);
     std::thread::sleep(Duration::from_secs(10));
+    calm_before_the_jump(&agent);
     load.set_high(true);
     let open_jump = || {
         agent

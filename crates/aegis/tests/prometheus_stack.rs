@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_port, http_get, start_fake_host, wait_until, LoadWriter};
+use common::{calm_before_the_jump, free_port, http_get, start_fake_host, wait_until, LoadWriter};
 
 struct Kill(Child);
 
@@ -135,6 +135,7 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
     // Normal first, then a jump, then back.
     let load = LoadWriter::start(&proc_dir, 0.5, 15.0);
     std::thread::sleep(Duration::from_secs(9));
+    calm_before_the_jump(&agent);
     load.set_high(true);
     let has = |status: &str| {
         notifications.lock().expect("lock").iter().any(|n| {
@@ -193,14 +194,21 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
         "{alert}"
     );
 
-    // The agent counted its deliveries.
-    let metrics = http(&api.to_string(), "/metrics");
-    let delivered: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("aegis_notify_posts_total{result=\"delivered\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
-    assert!(delivered >= 2.0, "deliveries counted: {delivered}");
+    // The agent counted its deliveries. Its figures are published a few
+    // times a second, and Alertmanager can pass the resolution on within
+    // milliseconds of receiving it: wait for the count.
+    let counted = || -> f64 {
+        http(&api.to_string(), "/metrics")
+            .lines()
+            .find_map(|l| l.strip_prefix("aegis_notify_posts_total{result=\"delivered\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || counted() >= 2.0),
+        "deliveries counted: {}",
+        counted()
+    );
 
     // Prometheus has scraped the agent: a host metric and an anomaly score.
     let query = |q: &str| -> serde_json::Value {

@@ -504,11 +504,18 @@ impl SeriesDetector {
         let z = (y - forecast) / s;
         let dir = if z >= 0.0 { 1 } else { -1 };
 
+        // While the series looks anomalous the components' statistics
+        // learn nothing (an incident must not teach them its own scale);
+        // once it has lasted MAX_FREEZE observations it is the new normal
+        // and they learn again, like the baseline. Without that, a statistic
+        // whose own references were off could hold an anomaly open for good.
+        let learning = self.frozen == 0 || self.frozen > MAX_FREEZE;
+
         // The z-based components judge once their calibrators have seen
         // this series' ordinary excursions.
         let settled = self.seen >= self.config.warmup + self.config.settle;
         if self.config.has(Component::Spike) {
-            let p = self.cal[0].observe_with(z.abs(), self.frozen == 0);
+            let p = self.cal[0].observe_with(z.abs(), learning);
             if settled {
                 findings[0] = Some(self.finding(Component::Spike, p, z.abs(), dir, expected, x));
             }
@@ -523,7 +530,7 @@ impl SeriesDetector {
             } else {
                 (self.cusum_down, -1)
             };
-            let p = self.cal[1].observe_with(stat, self.frozen == 0);
+            let p = self.cal[1].observe_with(stat, learning);
             if settled {
                 findings[1] = Some(self.finding(Component::Shift, p, stat, d, expected, x));
             }
@@ -548,7 +555,7 @@ impl SeriesDetector {
             // no detection: docs/detection.md.)
             self.var_fast += self.config.variance_fast_alpha * (u - self.var_fast);
             self.var_stat = self.var_stat.min(self.var_fast.max(self.var_slow));
-            let learn = self.frozen == 0;
+            let learn = learning;
             if learn {
                 self.var_slow += 0.001 * (u - self.var_slow);
                 let clipped = r.abs().min(self.config.huber * slow_scale);
@@ -575,8 +582,8 @@ impl SeriesDetector {
             && elapsed >= self.config.drift_horizon.max(SEASON_DECISION)
         {
             let d = (self.base.level - self.slow.level) / s;
-            let stat = self.drift_norm.apply(d.abs() / 0.5, self.frozen == 0);
-            let p = self.cal[2].observe_with(stat, self.frozen == 0);
+            let stat = self.drift_norm.apply(d.abs() / 0.5, learning);
+            let p = self.cal[2].observe_with(stat, learning);
             self.drift_seen = self.drift_seen.saturating_add(1);
             if self.drift_seen > self.config.settle {
                 findings[2] = Some(Finding {
@@ -800,5 +807,43 @@ fn median_of(values: &mut [f64]) -> f64 {
         values[n / 2]
     } else {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forest::Rng;
+
+    /// A lasting change is an incident first and the new normal after a
+    /// while: the anomaly it opens must end, whatever the components'
+    /// references were when it began (they learn nothing while the series
+    /// looks anomalous, so a reference that is off could otherwise keep it
+    /// looking anomalous for ever).
+    #[test]
+    fn a_lasting_change_becomes_the_new_normal() {
+        for (before, after) in [(0.01, 0.1), (0.01, 1.0), (0.1, 0.1)] {
+            let mut det = SeriesDetector::new(SeriesConfig {
+                warmup: 20,
+                settle: 40,
+                ..SeriesConfig::default()
+            });
+            let mut rng = Rng::new(7);
+            let (mut opened, mut last_loud) = (false, 0);
+            for i in 0..5_000 {
+                let sd = if i < 200 { before } else { after };
+                let level = if i < 200 { 1.0 } else { 3.0 };
+                let a = det.assess(level + sd * rng.normal(), f64::from(i));
+                opened |= i >= 200 && a.p < 1e-5;
+                if a.p < 1e-3 {
+                    last_loud = i;
+                }
+            }
+            assert!(opened, "sd {before} -> {after}: the change went unseen");
+            assert!(
+                last_loud < 2_500,
+                "sd {before} -> {after}: still anomalous at observation {last_loud}"
+            );
+        }
     }
 }

@@ -207,6 +207,26 @@ pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Waits until the fake host's load is scored and no anomaly is open on
+/// it. The tests calibrate in seconds (warm-up 20, settle 40), and a false
+/// alarm while the calibration is that young would absorb the induced jump:
+/// an open anomaly does not open again.
+pub fn calm_before_the_jump(agent: &Agent) {
+    let calm = wait_until(Duration::from_secs(60), || {
+        let ready = agent.json("/api/v1/series/host_load1")["score"]["state"] == "ready";
+        let open = agent
+            .json("/api/v1/anomalies?status=open")
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r["series"] == "host_load1"));
+        ready && !open
+    });
+    assert!(
+        calm,
+        "the load never settled: {}",
+        agent.get("/api/v1/anomalies?series=host_load1").1
+    );
+}
+
 /// A loopback port nothing listens on (bound, noted, closed).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
