@@ -159,18 +159,9 @@ pub async fn run(
     // budget and the breakers survive a restart (or a crash loop) of the
     // agent.
     let horizon = i64::try_from(engine.memory_horizon().as_millis()).unwrap_or(i64::MAX);
+    let since_ms = now_ms.saturating_sub(horizon);
     let past = store
-        .query(move |c| {
-            aegis_store::actions::list(
-                c,
-                &aegis_store::actions::ActionQuery {
-                    target: None,
-                    incident: None,
-                    since_ms: Some(now_ms.saturating_sub(horizon)),
-                    limit: 10_000,
-                },
-            )
-        })
+        .query(move |c| aegis_store::actions::attempts_since(c, since_ms))
         .await
         .context("reading the store")?
         .context("reading the actions table")?;
