@@ -1,5 +1,6 @@
 //! The API's one error type: a status code and a JSON body.
 
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,6 +23,21 @@ pub enum ApiError {
     Unavailable,
     /// A bug or an unexpected failure; logged, not shown.
     Internal(String),
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::BadRequest(e.body_text())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        match e {
+            JsonRejection::BytesRejection(b) => ApiError::TooLarge(b.body_text()),
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

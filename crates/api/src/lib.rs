@@ -19,6 +19,7 @@ use aegis_core::status::{
     ActionQuery, ActionRecord, AnomalyQuery, AnomalyRecord, Incident, IncidentQuery, Latest,
     SeriesDetail, SeriesSummary, Status,
 };
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -174,9 +175,9 @@ struct SeriesQuery {
 async fn series_one(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<SeriesQuery>, QueryRejection>,
 ) -> Result<Json<SeriesDetail>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(query) = query?;
     let since_ms = time_param(query.since.as_deref(), &state)?.unwrap_or(i64::MIN);
     match state.history.get(name.clone(), since_ms).await {
         Ok(Some(detail)) => Ok(Json(detail)),
@@ -202,9 +203,9 @@ struct AnomaliesQuery {
 
 async fn anomalies(
     State(state): State<AppState>,
-    query: Result<Query<AnomaliesQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<AnomaliesQuery>, QueryRejection>,
 ) -> Result<Json<Vec<AnomalyRecord>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = query?;
     let open = status_param(q.status.as_deref())?;
     let since_ms = time_param(q.since.as_deref(), &state)?;
     let limit = limit_param(q.limit, 100, 1000)?;
@@ -232,9 +233,9 @@ struct ActionsQuery {
 
 async fn actions_list(
     State(state): State<AppState>,
-    query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ActionsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<ActionRecord>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = query?;
     let since_ms = time_param(q.since.as_deref(), &state)?;
     let limit = limit_param(q.limit, 100, 1000)?;
     let rows = state
@@ -264,9 +265,9 @@ struct IncidentsQuery {
 
 async fn incidents_list(
     State(state): State<AppState>,
-    query: Result<Query<IncidentsQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<IncidentsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Incident>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = query?;
     let open = status_param(q.status.as_deref())?;
     if let Some(sev) = &q.severity {
         if !["info", "warning", "critical"].contains(&sev.as_str()) {
@@ -318,14 +319,9 @@ struct ManualBody {
 
 async fn actions_manual(
     State(state): State<AppState>,
-    body: Result<Json<ManualBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ManualBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Json(body) = body.map_err(|e| match e {
-        axum::extract::rejection::JsonRejection::BytesRejection(b) => {
-            ApiError::TooLarge(b.body_text())
-        }
-        other => ApiError::BadRequest(other.body_text()),
-    })?;
+    let Json(body) = body?;
     if body.target.trim().is_empty() || body.target.len() > 256 {
         return Err(ApiError::BadRequest(
             "`target` must be 1 to 256 characters".into(),
