@@ -17,18 +17,10 @@ source scripts/deps.sh
 ensure_test_dependencies >/dev/null
 cargo build --release -q -p aegis
 
-work=$(mktemp -d)
-pids=()
-names=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for n in "${names[@]}"; do docker rm -f "$n" >/dev/null 2>&1 || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat >"$work/aegis.toml" <<TOML
 [docker]
 interval = "5s"

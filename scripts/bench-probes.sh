@@ -9,14 +9,8 @@ cd "$(dirname "$0")/.."
 window="${1:-60}"
 cargo build --release -q -p aegis
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 # 20 servers, 10 paths each: 200 endpoints.
 python3 - "$work/ports" <<'PY' &
@@ -63,7 +57,6 @@ done
 } >"$work/full.toml"
 printf '[docker]\nenabled = false\n' >"$work/base.toml"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start() { # $1 = config, $2 = state dir
   local port; port=$(free_port)
   HOME="$work" ./target/release/aegis run --config "$1" --listen "127.0.0.1:$port" --interval 10s \
@@ -84,27 +77,13 @@ sources = ", ".join(x["name"] + "=" + x["state"] for x in s["sources"])
 print(f"endpoints probed: {len(s['endpoints'])}, up: {up}; sources: {sources}")
 PY
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-hz=$(getconf CLK_TCK)
-f0=$(ticks "$fpid"); b0=$(ticks "$bpid"); t0=$(date +%s.%N)
-fs=0; bs=0; fm=0; bm=0; n=0
-for _ in $(seq "$window"); do
-  fr=$(rss "$fpid"); br=$(rss "$bpid")
-  fs=$((fs + fr)); bs=$((bs + br)); n=$((n + 1))
-  [ "$fr" -gt "$fm" ] && fm=$fr
-  [ "$br" -gt "$bm" ] && bm=$br
-  sleep 1
-done
-f1=$(ticks "$fpid"); b1=$(ticks "$bpid"); t1=$(date +%s.%N)
-python3 - "$f0" "$f1" "$b0" "$b1" "$t0" "$t1" "$hz" "$fs" "$bs" "$n" "$fm" "$bm" <<'PY'
+read -r wall fc bc fs bs fm bm < <(measure_pair "$fpid" "$bpid" "$window")
+python3 - "$wall" "$fc" "$bc" "$fs" "$bs" "$fm" "$bm" <<'PY'
 import sys
-f0, f1, b0, b1, t0, t1, hz, fs, bs, n, fm, bm = map(float, sys.argv[1:])
-wall = t1 - t0
-fc, bc = (f1 - f0) / hz / wall * 100, (b1 - b0) / hz / wall * 100
+wall, fc, bc, fs, bs, fm, bm = map(float, sys.argv[1:])
 print(f"window {wall:.0f} s, collect and probe interval 10 s")
 print("| agent | CPU % of one core | RSS mean MiB | RSS max MiB |")
 print("|---|---|---|---|")
-print(f"| 200 endpoints + 50 processes | {fc:.2f} | {fs / n / 1024:.1f} | {fm / 1024:.1f} |")
-print(f"| host only (baseline) | {bc:.2f} | {bs / n / 1024:.1f} | {bm / 1024:.1f} |")
+print(f"| 200 endpoints + 50 processes | {fc:.2f} | {fs:.1f} | {fm:.1f} |")
+print(f"| host only (baseline) | {bc:.2f} | {bs:.1f} | {bm:.1f} |")
 PY
