@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_collect::probe::{probe_once, spawn_probes, ErrorClass};
+use aegis_collect::probe::{probe_once, spawn_probes, EndpointView, ErrorClass};
 use aegis_collect::sink;
 use aegis_core::breaker::BreakerState;
 use aegis_core::config::{ProbeConfig, ProbeSettings};
@@ -60,6 +60,22 @@ fn probe(name: &str, url: &str) -> ProbeConfig {
 
 fn ok_status() -> Arc<AtomicU16> {
     Arc::new(AtomicU16::new(200))
+}
+
+/// Probes running on their own tasks until the token is cancelled.
+fn running(probes: Vec<ProbeConfig>, settings: ProbeSettings) -> (EndpointView, CancellationToken) {
+    let (tx, _rx) = sink::channel(10_000);
+    let cancel = CancellationToken::new();
+    let view = spawn_probes(
+        probes,
+        settings,
+        Arc::new(SystemClock::new()),
+        tx,
+        cancel.clone(),
+        &tokio_util::task::TaskTracker::new(),
+    )
+    .expect("spawn");
+    (view, cancel)
 }
 
 #[tokio::test]
@@ -130,18 +146,7 @@ async fn the_breaker_rests_a_dead_endpoint_and_it_recovers() {
         breaker_cooldown: aegis_core::config::Interval(Duration::from_millis(400)),
         ..ProbeSettings::default()
     };
-    let (tx, _rx) = sink::channel(10_000);
-    let cancel = CancellationToken::new();
-    let tasks = tokio_util::task::TaskTracker::new();
-    let view = spawn_probes(
-        vec![p],
-        settings,
-        Arc::new(SystemClock::new()),
-        tx,
-        cancel.clone(),
-        &tasks,
-    )
-    .expect("spawn");
+    let (view, cancel) = running(vec![p], settings);
 
     // Three failures open the breaker; while it rests, no probe is sent.
     let mut opened = None;
@@ -183,22 +188,11 @@ async fn a_hanging_endpoint_does_not_delay_the_others() {
     h.interval = Some(aegis_core::config::Interval(Duration::from_millis(100)));
     let mut ok = probe("healthy", &healthy);
     ok.interval = Some(aegis_core::config::Interval(Duration::from_millis(100)));
-    let (tx, _rx) = sink::channel(10_000);
-    let cancel = CancellationToken::new();
-    let tasks = tokio_util::task::TaskTracker::new();
     let settings = ProbeSettings {
         max_concurrent: 4,
         ..ProbeSettings::default()
     };
-    let view = spawn_probes(
-        vec![h, ok],
-        settings,
-        Arc::new(SystemClock::new()),
-        tx,
-        cancel.clone(),
-        &tasks,
-    )
-    .expect("spawn");
+    let (view, cancel) = running(vec![h, ok], settings);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let s = view.snapshot();
     assert_eq!(s[0].probes, 0, "the hanging probe cannot have finished");
