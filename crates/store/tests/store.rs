@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aegis_core::{Clock, Family, ManualClock, Observation, Reading, SeriesKey};
-use aegis_store::{minutes, open, open_connection, StoreError, StoreOptions};
+use aegis_store::{
+    minutes, open, open_connection, MinutePoint, StoreError, StoreHandle, StoreOptions, StoreThread,
+};
 
 static RX: Family = Family {
     name: "host_net_rx_bytes_per_second",
@@ -24,6 +26,22 @@ fn reset(iface: &str, at_ms: i64) -> Observation {
         at_ms,
         reading: Reading::CounterReset,
     }
+}
+
+/// The stored minutes of `iface`'s receive rate since `since_ms`.
+async fn rx_minutes(store: &StoreHandle, iface: &str, since_ms: i64) -> Vec<MinutePoint> {
+    let series = format!("host_net_rx_bytes_per_second/{iface}");
+    store
+        .query(move |c| minutes(c, &series, since_ms))
+        .await
+        .expect("query")
+        .expect("sql")
+}
+
+/// Stops the store and checks its thread ends in time.
+fn close(store: StoreHandle, thread: StoreThread) {
+    store.shutdown();
+    assert!(thread.join_within(Duration::from_secs(5)));
 }
 
 fn options() -> StoreOptions {
@@ -48,8 +66,7 @@ async fn observations_roll_up_per_minute_and_merge_across_restarts() {
         ])
         .expect("record");
     store.flush().await.expect("flush");
-    store.shutdown();
-    assert!(thread.join_within(Duration::from_secs(5)));
+    close(store, thread);
 
     // A restart mid-minute adds to the minute, it does not overwrite it.
     let (store, thread) = open(&path, options(), clock).expect("reopen");
@@ -57,11 +74,7 @@ async fn observations_roll_up_per_minute_and_merge_across_restarts() {
         .record(vec![obs("eth0", T0 + 4_000, 20.0)])
         .expect("record");
     store.flush().await.expect("flush");
-    let points = store
-        .query(|c| minutes(c, "host_net_rx_bytes_per_second/eth0", 0))
-        .await
-        .expect("query")
-        .expect("sql");
+    let points = rx_minutes(&store, "eth0", 0).await;
     assert_eq!(points.len(), 2);
     let m0 = &points[0];
     assert_eq!((m0.minute_ms, m0.count, m0.resets), (T0, 3, 1));
@@ -73,8 +86,7 @@ async fn observations_roll_up_per_minute_and_merge_across_restarts() {
         (points[1].minute_ms, points[1].last),
         (T0 + 60_000, Some(5.0))
     );
-    store.shutdown();
-    assert!(thread.join_within(Duration::from_secs(5)));
+    close(store, thread);
 }
 
 #[tokio::test]
@@ -97,18 +109,13 @@ async fn retention_by_age_removes_old_minutes() {
     clock.advance(Duration::from_secs(2 * 3600 + 60));
     store.run_retention().expect("retention");
     store.flush().await.expect("flush");
-    let points = store
-        .query(|c| minutes(c, "host_net_rx_bytes_per_second/eth0", 0))
-        .await
-        .expect("query")
-        .expect("sql");
+    let points = rx_minutes(&store, "eth0", 0).await;
     assert_eq!(
         points.iter().map(|p| p.minute_ms).collect::<Vec<_>>(),
         vec![T0 + 2 * 3_600_000]
     );
     assert_eq!(store.status().retention_deleted_rows, 1);
-    store.shutdown();
-    assert!(thread.join_within(Duration::from_secs(5)));
+    close(store, thread);
 }
 
 #[tokio::test]
@@ -139,14 +146,9 @@ async fn retention_by_size_keeps_the_file_under_its_bound_and_keeps_the_newest()
     store.flush().await.expect("flush");
     let after = aegis_store::file_size(&path);
     assert!(after <= max, "file is {after} bytes, bound {max}");
-    let newest = store
-        .query(|c| minutes(c, "host_net_rx_bytes_per_second/if7", T0 + 299 * 60_000))
-        .await
-        .expect("query")
-        .expect("sql");
+    let newest = rx_minutes(&store, "if7", T0 + 299 * 60_000).await;
     assert_eq!(newest.len(), 1, "the newest minute survives");
-    store.shutdown();
-    assert!(thread.join_within(Duration::from_secs(5)));
+    close(store, thread);
 }
 
 #[test]
@@ -181,6 +183,5 @@ fn a_full_queue_sheds_batches_and_counts_them() {
     }
     assert!(busy > 0, "a one-slot queue must overflow under a burst");
     assert_eq!(store.status().queue.dropped, busy);
-    store.shutdown();
-    assert!(thread.join_within(Duration::from_secs(5)));
+    close(store, thread);
 }
