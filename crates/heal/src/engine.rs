@@ -331,35 +331,31 @@ impl Engine {
         self.guard.horizon()
     }
 
-    /// Takes in the records of earlier runs of the agent (any order): each
-    /// attempt counts against its target's cooldown and rate limit and the
-    /// host's budget, and its outcome goes to the target's breaker, so that
-    /// restarting the agent does not reset them. Returns the attempts taken
-    /// in.
+    /// Takes in the attempts of earlier runs of the agent, oldest first (as
+    /// `aegis_store::actions::attempts_since` gives them): each counts
+    /// against its target's cooldown and rate limit and the host's budget,
+    /// and its outcome goes to the target's breaker, so that restarting the
+    /// agent does not reset them. Records that are not attempts are passed
+    /// over. Returns the attempts taken in.
     pub fn remember(&mut self, past: &[ActionRecord]) -> usize {
         let now = self.clock.monotonic();
         let wall = self.clock.wall_ms();
-        let mut attempts: Vec<&ActionRecord> = past
-            .iter()
-            .filter(|r| {
-                r.attempt > 0
-                    && ["succeeded", "failed", "not_attempted"].contains(&r.outcome.as_str())
-            })
-            .collect();
-        attempts.sort_by_key(|r| (r.at_ms, r.id));
-        for r in &attempts {
-            let target = r.detail["guard_target"].as_str().unwrap_or(&r.target);
+        let mut taken = 0;
+        for r in past.iter().filter(|r| r.attempt > 0) {
             let outcome = match r.outcome.as_str() {
                 "succeeded" => Outcome::Succeeded,
                 "failed" => Outcome::Failed,
-                _ => Outcome::NotAttempted,
+                "not_attempted" => Outcome::NotAttempted,
+                _ => continue,
             };
+            let target = r.detail["guard_target"].as_str().unwrap_or(&r.target);
             // The guard counted the attempt when it began.
             let began = r.detail["started_ms"].as_i64().unwrap_or(r.at_ms);
             let ago = Duration::from_millis(u64::try_from(wall - began).unwrap_or(0));
             self.guard.remember(target, ago, now, outcome);
+            taken += 1;
         }
-        attempts.len()
+        taken
     }
 
     /// Runs until `cancel`. Attempts in flight are abandoned (their tasks
