@@ -336,23 +336,22 @@ impl Poller {
                     from_stream: false,
                 });
             }
-            if c.state == "running" {
-                if let Ok(Some(Ok(stats))) = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    docker
-                        .stats(
-                            &c.id,
-                            Some(StatsOptions {
-                                stream: false,
-                                one_shot: true,
-                            }),
-                        )
-                        .next(),
-                )
-                .await
-                {
-                    self.stats(c, &stats, now, at_ms, &mut out);
-                }
+            // Running, as checked above.
+            if let Ok(Some(Ok(stats))) = tokio::time::timeout(
+                Duration::from_secs(2),
+                docker
+                    .stats(
+                        &c.id,
+                        Some(StatsOptions {
+                            stream: false,
+                            one_shot: true,
+                        }),
+                    )
+                    .next(),
+            )
+            .await
+            {
+                self.stats(c, &stats, now, at_ms, &mut out);
             }
         }
         self.last_health

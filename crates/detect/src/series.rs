@@ -555,8 +555,7 @@ impl SeriesDetector {
             // no detection: docs/detection.md.)
             self.var_fast += self.config.variance_fast_alpha * (u - self.var_fast);
             self.var_stat = self.var_stat.min(self.var_fast.max(self.var_slow));
-            let learn = learning;
-            if learn {
+            if learning {
                 self.var_slow += 0.001 * (u - self.var_slow);
                 let clipped = r.abs().min(self.config.huber * slow_scale);
                 self.var_scale += 0.002 * (clipped * 1.253_314 - self.var_scale);
@@ -565,8 +564,8 @@ impl SeriesDetector {
             // the EW mean's relative sd is that times sqrt(a / (2 - a)).
             let rel_sd = 0.755 * (a / (2.0 - a)).sqrt();
             let ratio = self.var_stat / self.var_slow.max(1e-9);
-            let stat = self.var_norm.apply((ratio - 1.0) / rel_sd, learn);
-            let p = self.cal[3].observe_with(stat, learn);
+            let stat = self.var_norm.apply((ratio - 1.0) / rel_sd, learning);
+            let p = self.cal[3].observe_with(stat, learning);
             if settled {
                 findings[3] =
                     Some(self.finding(Component::Variance, p, ratio * ratio, 1, expected, x));
