@@ -114,14 +114,22 @@ fn docker_state(agent: &Agent) -> String {
         .to_string()
 }
 
-fn heals(agent: &Agent, name: &str, healed_before: usize) -> bool {
-    wait_until(Duration::from_secs(40), || {
+/// Waits for one more `healed` restart of `name` than `healed_before`;
+/// fails with `what`, the records and the agent's log when none comes.
+fn expect_heal(agent: &Agent, name: &str, healed_before: usize, what: &str) {
+    let healed = wait_until(Duration::from_secs(40), || {
         records(agent, name)
             .iter()
             .filter(|(a, o)| a == "container_restart" && o == "healed")
             .count()
             > healed_before
-    })
+    });
+    assert!(
+        healed,
+        "{what}: {:?}\nthe agent's log:\n{}",
+        records(agent, name),
+        agent.recent_logs(40)
+    );
 }
 
 /// Whether a process runs; a zombie (an engine an earlier run of this test
@@ -245,11 +253,11 @@ fn docker_healing_end_to_end() {
     );
     let home = tempfile::tempdir().expect("tempdir");
     let mut agent = start_agent(home.path());
-    assert!(
-        heals(&agent, &early, 0),
-        "a container unhealthy before the agent started was not healed: {:?}\nthe agent's log:\n{}",
-        records(&agent, &early),
-        agent.recent_logs(40)
+    expect_heal(
+        &agent,
+        &early,
+        0,
+        "a container unhealthy before the agent started was not healed",
     );
     assert_eq!(health(&early), "running/healthy");
     assert!(
@@ -264,12 +272,7 @@ fn docker_healing_end_to_end() {
     assert!(docker(&["exec", &opted, "rm", "/www/health"]).0);
     assert!(docker(&["exec", &plain, "rm", "/www/health"]).0);
 
-    assert!(
-        heals(&agent, &opted, 0),
-        "opted-in container not healed: {:?}\nthe agent's log:\n{}",
-        records(&agent, &opted),
-        agent.recent_logs(40)
-    );
+    expect_heal(&agent, &opted, 0, "opted-in container not healed");
     assert_eq!(health(&opted), "running/healthy");
     let seen = records(&agent, &opted);
     assert_eq!(
@@ -391,10 +394,5 @@ fn docker_healing_end_to_end() {
         health(&opted)
     );
     assert!(docker(&["exec", &opted, "rm", "/www/health"]).0);
-    assert!(
-        heals(&agent, &opted, 1),
-        "not healed after reconnecting: {:?}\nthe agent's log:\n{}",
-        records(&agent, &opted),
-        agent.recent_logs(40)
-    );
+    expect_heal(&agent, &opted, 1, "not healed after reconnecting");
 }
