@@ -146,11 +146,11 @@ pub fn main() -> ExitCode {
         }),
         Command::CheckConfig { file } => match Config::from_file(&file) {
             Ok(_) => {
-                println!("{}: ok", file.display());
+                crate::output::out(&format!("{}: ok", file.display()));
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
+                crate::output::err(&e.to_string());
                 ExitCode::from(EXIT_CONFIG)
             }
         },
@@ -158,11 +158,11 @@ pub fn main() -> ExitCode {
         Command::Incidents(args) => history(args, true),
         Command::Actions(args) => history(args, false),
         Command::Init => {
-            print!("{}", aegis_core::config::DEFAULT_TOML);
+            crate::output::out(aegis_core::config::DEFAULT_TOML);
             ExitCode::SUCCESS
         }
         Command::Version => {
-            println!("aegis {}", env!("CARGO_PKG_VERSION"));
+            crate::output::out(&format!("aegis {}", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
     }
@@ -219,7 +219,7 @@ fn detect(args: DetectArgs) -> ExitCode {
     };
     match crate::offline::run(&options) {
         Ok(summary) => {
-            eprintln!(
+            crate::output::err(&format!(
                 "{}: {} rows scored, {} alerts{}",
                 options.input.display(),
                 summary.rows,
@@ -229,14 +229,14 @@ fn detect(args: DetectArgs) -> ExitCode {
                 } else {
                     String::new()
                 }
-            );
+            ));
             for example in &summary.examples {
-                eprintln!("  skipped {example}");
+                crate::output::err(&format!("  skipped {example}"));
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::output::err(&format!("error: {e:#}"));
             if e.downcast_ref::<crate::offline::InputError>().is_some() {
                 ExitCode::from(EXIT_DATA)
             } else {
@@ -276,6 +276,7 @@ fn config_for_run(args: &RunArgs) -> Result<Config, ConfigError> {
         Err(ConfigError {
             file: args.config.clone(),
             problems: problems
+                .into_vec()
                 .into_iter()
                 .map(|(field, message)| Problem {
                     line: None,
@@ -292,18 +293,22 @@ fn run(args: RunArgs) -> ExitCode {
     let config = match config_for_run(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: the agent cannot start with this configuration\n{e}");
+            crate::output::err(&format!(
+                "error: the agent cannot start with this configuration\n{e}"
+            ));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
     if let Err(e) = crate::logging::init(
         config.log.format,
-        &config.log.level,
+        config.log.level.as_str(),
         args.log_level.as_deref(),
     ) {
-        eprintln!("error: {e:#}");
+        crate::output::err(&format!("error: {e:#}"));
         return ExitCode::from(EXIT_CONFIG);
     }
+    crate::logging::install_panic_hook();
+    crate::agent::limits::raise_open_files();
     // One thread runs every task; SQLite has its own. A host agent should be
     // light, and nothing here needs parallel CPU.
     let runtime = match crate::client::runtime() {
@@ -321,7 +326,7 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "aegis stopped with an error");
-            eprintln!("error: {e:#}");
+            crate::output::err(&format!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }

@@ -17,7 +17,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         .enable_all()
         .build()
         .map_err(|e| {
-            eprintln!("error: starting the runtime: {e}");
+            crate::output::err(&format!("error: starting the runtime: {e}"));
             ExitCode::FAILURE
         })
 }
@@ -31,11 +31,14 @@ pub fn run_printing(f: impl std::future::Future<Output = anyhow::Result<String>>
     };
     match runtime.block_on(f) {
         Ok(text) => {
-            println!("{}", text.trim_end());
-            ExitCode::SUCCESS
+            if crate::output::out(text.trim_end()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::output::err(&format!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }

@@ -14,6 +14,7 @@ use aegis_detect::alert::{AlertConfig, Alerter, Transition};
 use aegis_detect::forest::{ForestDetector, ForestDetectorConfig, ForestVerdict, TrainingJob};
 use aegis_detect::series::{Assessment, SeriesConfig, SeriesDetector};
 use aegis_detect::{Severity, State};
+
 use serde_json::json;
 
 /// The isolation forest's score for the host as a whole, as a series.
@@ -165,7 +166,7 @@ impl Detection {
                     series: obs.series.to_string(),
                     target: Some(obs.series.instance_name().unwrap_or("host").to_string()),
                     kind: top.map_or("unknown", |f| f.component.as_str()).to_string(),
-                    severity: a.severity.as_str().to_string(),
+                    severity: a.severity,
                     score: a.score.value,
                     explanation: top.map(|f| f.explain()).unwrap_or_default(),
                     detail: detail.clone(),
@@ -270,7 +271,7 @@ impl Detection {
                     series: HOST_ANOMALY.name.to_string(),
                     target: Some("host".to_string()),
                     kind: "forest".to_string(),
-                    severity: Severity::from_p(1.0 - value).as_str().to_string(),
+                    severity: Severity::from_p(1.0 - value),
                     score: value,
                     explanation: format!("unusual combination of host figures: {explanation}"),
                     detail: detail.clone(),
@@ -329,7 +330,7 @@ impl Detection {
                 p: 1.0 - v.score.value,
                 state: state_name(v.score.state).to_string(),
                 warmup: warmup(v.score.state),
-                severity: Severity::from_p(1.0 - v.score.value).as_str().to_string(),
+                severity: Severity::from_p(1.0 - v.score.value),
                 component: Some("forest".to_string()),
                 explanation: v
                     .model_version
@@ -345,7 +346,7 @@ impl Detection {
             p: a.p,
             state: state_name(a.score.state).to_string(),
             warmup: warmup(a.score.state),
-            severity: a.severity.as_str().to_string(),
+            severity: a.severity,
             component: a.top.map(|f| f.component.as_str().to_string()),
             explanation: a.top.map(|f| f.explain()),
             seasonal: t.detector.seasonal(),

@@ -534,12 +534,20 @@ fn a_watched_process_is_signalled_by_pid_and_start_time_found_when_the_action_ru
     };
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(15));
-    let records = agent.json("/api/v1/actions?target=runaway");
+    // Records are committed within a tenth of a second.
+    let recorded = wait_until(Duration::from_secs(5), || {
+        agent
+            .json("/api/v1/actions?target=runaway")
+            .as_array()
+            .is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["action"] == "signal" && r["outcome"] == "succeeded")
+            })
+    });
     assert!(
-        records.as_array().is_some_and(|r| r
-            .iter()
-            .any(|r| r["action"] == "signal" && r["outcome"] == "succeeded")),
-        "{records}"
+        recorded,
+        "{}",
+        agent.get("/api/v1/actions?target=runaway").1
     );
 }
 
@@ -570,13 +578,15 @@ fn a_restart_of_the_agent_does_not_reset_the_rate_limit() {
             found = records
                 .as_array()
                 .and_then(|a| {
-                    a.iter().find(|r| r["action"] == "command").map(|r| {
-                        format!(
-                            "{}:{}",
-                            r["outcome"].as_str().unwrap_or(""),
-                            r["reason"].as_str().unwrap_or("")
-                        )
-                    })
+                    a.iter()
+                        .find(|r| r["action"] == "command" && r["outcome"] != "healed")
+                        .map(|r| {
+                            format!(
+                                "{}:{}",
+                                r["outcome"].as_str().unwrap_or(""),
+                                r["reason"].as_str().unwrap_or("")
+                            )
+                        })
                 })
                 .unwrap_or_default();
             !found.is_empty()
@@ -586,10 +596,16 @@ fn a_restart_of_the_agent_does_not_reset_the_rate_limit() {
 
     let agent = Agent::start_in(home.path(), &args);
     assert!(outcome(&agent).starts_with("succeeded:"));
-    drop(agent);
     // Past the cooldown (which a restart does not reset either), so that
     // what stops the next attempt is the rate limit.
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(wait_until(Duration::from_secs(10), || {
+        agent.json("/api/v1/breakers")["targets"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["target"] == "command:true"))
+            .and_then(|t| t["last_action_ago_s"].as_u64())
+            .is_some_and(|s| s >= 2)
+    }));
+    drop(agent);
 
     // A new run of the agent on the same state: the hour's one action is
     // spent, whoever took it.

@@ -95,7 +95,46 @@ fn the_dashboard_loads_draws_and_shows_an_induced_anomaly() {
         .split("data-series=\"host_load1\"")
         .nth(1)
         .expect("a load chart");
-    assert!(load_chart.contains("<path d=\"M"), "no line drawn");
+    let load_chart = load_chart
+        .split("class=\"chart\"")
+        .next()
+        .unwrap_or(load_chart);
+    assert!(load_chart.contains("class=\"line\" d=\"M"), "no line drawn");
+    // Both axes, with ticks: values with the series' unit, clock times.
+    let x_axis = load_chart
+        .split("class=\"axis axis-x\"")
+        .nth(1)
+        .expect("a time axis");
+    let first_tick = x_axis
+        .split("class=\"tick\"")
+        .nth(1)
+        .and_then(|t| t.split('>').nth(1))
+        .and_then(|t| t.split('<').next())
+        .unwrap_or("");
+    let clock = |t: &str| {
+        let parts: Vec<&str> = t.split(':').collect();
+        (2..=3).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    assert!(
+        clock(first_tick),
+        "the time axis has no HH:MM[:SS] tick: {first_tick:?}"
+    );
+    assert!(
+        load_chart.contains("class=\"axis axis-y\""),
+        "no value axis"
+    );
+    let cpu_chart = dom
+        .split("data-series=\"host_memory_used_ratio\"")
+        .nth(1)
+        .and_then(|c| c.split("class=\"chart\"").next())
+        .expect("a memory chart");
+    assert!(
+        cpu_chart.contains("%</text>"),
+        "the memory axis has no unit: {cpu_chart}"
+    );
     assert!(
         load_chart.contains("anomaly-mark"),
         "the anomaly is not marked on the chart"

@@ -1,44 +1,57 @@
-//! Bearer-token checks. Tokens are compared in constant time.
+//! Bearer tokens, checked by extractors: a handler that changes state takes
+//! [`WriteAccess`], a read takes [`ReadAccess`]. Because they are
+//! extractors, they run only once a route and its method matched, so a
+//! wrong method is a 405, never a 401. The scheme is matched without
+//! regard to case (RFC 7235); tokens are compared in constant time.
 
-use axum::extract::{Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::request::Parts;
 
 use crate::{ApiError, AppState};
 
-/// Lets reads through, unless the config makes reads need the token.
-pub(crate) async fn reads(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if state.read_requires_token {
-        check(state.token.as_deref(), &req)?;
+/// Proof that the request may change state: the configured token was given.
+#[derive(Debug)]
+pub(crate) struct WriteAccess;
+
+/// Proof that the request may read (always, unless reads need the token).
+#[derive(Debug)]
+pub(crate) struct ReadAccess;
+
+impl FromRequestParts<AppState> for WriteAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        check(state.token.as_deref(), parts).map(|()| WriteAccess)
     }
-    Ok(next.run(req).await)
 }
 
-/// Anything that changes state needs the token, always.
-pub(crate) async fn writes(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    check(state.token.as_deref(), &req)?;
-    Ok(next.run(req).await)
+impl FromRequestParts<AppState> for ReadAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.read_requires_token {
+            check(state.token.as_deref(), parts)?;
+        }
+        Ok(ReadAccess)
+    }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header, whatever the
+/// scheme's case.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Checks the request's bearer token against `expected`. With no token
 /// configured, nothing that needs one is allowed.
-pub(crate) fn check(expected: Option<&str>, req: &Request) -> Result<(), ApiError> {
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(given) = given else {
+fn check(expected: Option<&str>, parts: &Parts) -> Result<(), ApiError> {
+    let Some(given) = bearer(parts) else {
         return Err(ApiError::Unauthorized);
     };
     match expected {
@@ -60,7 +73,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
 
     #[test]
     fn equal_only_when_equal() {
@@ -68,5 +81,22 @@ mod tests {
         assert!(!constant_time_eq(b"secret-token-123", b"secret-token-124"));
         assert!(!constant_time_eq(b"secret", b"secret-token"));
         assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn the_scheme_is_matched_whatever_its_case() {
+        for header in ["Bearer abc", "bearer abc", "BEARER  abc "] {
+            let req = axum::http::Request::builder()
+                .header(AUTHORIZATION, header)
+                .body(())
+                .expect("request");
+            let (parts, ()) = req.into_parts();
+            assert_eq!(bearer(&parts), Some("abc"), "{header}");
+        }
+        let req = axum::http::Request::builder()
+            .header(AUTHORIZATION, "Basic abc")
+            .body(())
+            .expect("request");
+        assert_eq!(bearer(&req.into_parts().0), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The API's one error type: a status code and a JSON body.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,6 +17,10 @@ pub enum ApiError {
     Forbidden,
     /// Nothing at that address.
     NotFound(String),
+    /// The path exists, not with this method.
+    MethodNotAllowed(String),
+    /// The request took too long.
+    Timeout,
     /// The body is larger than allowed.
     TooLarge(String),
     /// The part of the agent that answers this is busy or stopped.
@@ -27,6 +31,12 @@ pub enum ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> Self {
+        ApiError::BadRequest(e.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
         ApiError::BadRequest(e.body_text())
     }
 }
@@ -53,6 +63,11 @@ impl IntoResponse for ApiError {
                 "the bearer token is not valid".to_string(),
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, m),
+            ApiError::Timeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request took too long".to_string(),
+            ),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

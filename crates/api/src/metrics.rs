@@ -14,6 +14,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use tokio::sync::watch;
 
+use crate::serve::ConnectionStats;
+use std::sync::atomic::Ordering;
+
 /// Prefix of every exported series.
 pub const PREFIX: &str = "aegis_";
 
@@ -22,12 +25,21 @@ pub const PREFIX: &str = "aegis_";
 pub struct AgentCollector {
     status: watch::Receiver<Status>,
     latest: watch::Receiver<Arc<Latest>>,
+    connections: Arc<ConnectionStats>,
 }
 
 impl AgentCollector {
-    /// A collector reading the two snapshots.
-    pub fn new(status: watch::Receiver<Status>, latest: watch::Receiver<Arc<Latest>>) -> Self {
-        Self { status, latest }
+    /// A collector reading the two snapshots and the listener's figures.
+    pub fn new(
+        status: watch::Receiver<Status>,
+        latest: watch::Receiver<Arc<Latest>>,
+        connections: Arc<ConnectionStats>,
+    ) -> Self {
+        Self {
+            status,
+            latest,
+            connections,
+        }
     }
 }
 
@@ -316,6 +328,63 @@ impl Collector for AgentCollector {
             s.store.last_flush_ms.unwrap_or(0) as f64 / 1000.0,
         )?;
 
+        gauge(
+            e,
+            "aegis_store_disk_full",
+            "1 while the store's disk is full (what it must write waits in memory).",
+            f64::from(u8::from(s.store.disk_full)),
+        )?;
+        gauge(
+            e,
+            "aegis_store_events_pending",
+            "Anomalies and healing records waiting for a commit.",
+            s.store.events.len as f64,
+        )?;
+        counter(
+            e,
+            "aegis_store_events_lost",
+            "Events lost because their bound was reached while the disk was full.",
+            s.store.events.dropped,
+        )?;
+        counter(
+            e,
+            "aegis_store_records_lost",
+            "Healing records lost (among the lost events).",
+            s.store.lost_records,
+        )?;
+        counter(
+            e,
+            "aegis_panics",
+            "Panics caught in the agent's tasks.",
+            s.panics,
+        )?;
+        counter(
+            e,
+            "aegis_log_lines_dropped",
+            "Log lines that could not be written (stderr closed or full).",
+            s.log_lines_dropped,
+        )?;
+        let c = &self.connections;
+        gauge(
+            e,
+            "aegis_api_connections_open",
+            "Connections to the API being served.",
+            c.open.load(Ordering::Relaxed) as f64,
+        )?;
+        labelled(
+            e,
+            "aegis_api_connections",
+            "Connections to the API, by what became of them.",
+            MetricType::Counter,
+            "result",
+            [
+                ("accepted", c.accepted.load(Ordering::Relaxed)),
+                ("refused", c.refused.load(Ordering::Relaxed)),
+                ("accept_error", c.accept_errors.load(Ordering::Relaxed)),
+            ],
+            |m, v| ConstCounter::new(v).encode(m),
+        )?;
+
         if let Some(h) = &s.heal {
             encode_heal(e, h)?;
         }
@@ -333,6 +402,22 @@ impl Collector for AgentCollector {
                 ],
                 |m, v| ConstCounter::new(v).encode(m),
             )?;
+            let mut m = e.encode_descriptor(
+                "aegis_notify_receiver_posts",
+                "Posts to each receiver, by result.",
+                None,
+                MetricType::Counter,
+            )?;
+            for r in &n.receivers {
+                for (result, v) in [("delivered", r.delivered), ("failed", r.failed)] {
+                    let labels = [
+                        ("receiver", r.name.as_str()),
+                        ("kind", r.kind.as_str()),
+                        ("result", result),
+                    ];
+                    ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+                }
+            }
         }
         gauge(
             e,

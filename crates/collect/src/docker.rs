@@ -13,12 +13,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aegis_core::backoff::{entropy_seed, BackoffPolicy};
 use aegis_core::counter::{CounterTracker, Step};
 use aegis_core::status::SourceState;
 use aegis_core::{Clock, Family, Observation, Reading, SeriesKey};
-use bollard::query_parameters::{
-    EventsOptions, InspectContainerOptions, ListContainersOptions, StatsOptions,
-};
+use bollard::query_parameters::{EventsOptions, StatsOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
@@ -81,109 +80,33 @@ pub static DOCKER_FAMILIES: &[&Family] = &[
     &CONTAINER_TX,
 ];
 
-/// What a container is, as last seen.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ContainerInfo {
-    /// Full id.
-    pub id: String,
-    /// Name without the leading slash.
-    pub name: String,
-    /// `running`, `exited`, `restarting`...
-    pub state: String,
-    /// `healthy`, `unhealthy`, `starting`, or none without a health check.
-    pub health: Option<String>,
-    /// Docker's restart count.
-    pub restart_count: i64,
-    /// Exit code of the last run.
-    pub exit_code: Option<i64>,
-    /// Image.
-    pub image: String,
-    /// Labels.
-    pub labels: HashMap<String, String>,
-}
-
-/// What happened to a container.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum EventKind {
-    /// Its health check changed verdict.
-    Health {
-        /// `healthy` or `unhealthy`.
-        status: String,
-    },
-    /// Its main process exited.
-    Die {
-        /// Exit code, when Docker gave one.
-        exit_code: Option<i64>,
-    },
-    /// The kernel killed it for memory.
-    Oom,
-    /// It started.
-    Start,
-    /// Someone (an operator, `docker stop`) stopped it.
-    Stop,
-    /// Someone sent it a signal (`docker stop`/`kill` do before `die`).
-    Kill,
-    /// It was removed.
-    Destroy,
-}
-
-/// One container event, as Docker reported it (or as polling inferred it).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ContainerEvent {
-    /// Container id.
-    pub id: String,
-    /// Container name.
-    pub name: String,
-    /// Its labels.
-    pub labels: HashMap<String, String>,
-    /// What happened.
-    pub kind: EventKind,
-    /// When Docker says it happened, Unix ns.
-    pub docker_time_ns: i64,
-    /// Whether it came from the event stream (false: inferred by polling).
-    pub from_stream: bool,
-}
+pub use aegis_core::container::{ContainerEvent, ContainerHealth, ContainerInfo, EventKind};
 
 /// Settings of the Docker source.
 #[derive(Debug, Clone)]
 pub struct DockerConfig {
     /// Poll interval (the fallback; events come at once).
     pub interval: Duration,
-    /// Longest wait between reconnection attempts.
-    pub max_backoff: Duration,
+    /// Reconnection backoff (doubling up to its cap).
+    pub reconnect: BackoffPolicy,
     /// Containers watched at most.
     pub max_containers: usize,
 }
 
-/// Connects to the engine named by `DOCKER_HOST`, or the local socket, and
-/// agrees on an API version.
-pub async fn connect() -> Result<Docker, String> {
-    let docker =
-        Docker::connect_with_local_defaults().map_err(|e| format!("no Docker client: {e}"))?;
-    let docker = docker
-        .negotiate_version()
-        .await
-        .map_err(|e| format!("Docker engine unreachable: {e}"))?;
-    docker
-        .ping()
-        .await
-        .map_err(|e| format!("Docker engine unreachable: {e}"))?;
-    Ok(docker)
-}
+/// Stats requests in flight at once during one poll.
+const STATS_CONCURRENCY: usize = 8;
+/// Time allowed to one container's stats.
+const STATS_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Where the engine is expected, for messages.
-pub fn engine_address() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
-}
-
-fn parse_event(msg: &bollard::models::EventMessage) -> Option<ContainerEvent> {
+/// Turns one message of the engine's event stream into a container event
+/// (`None` for the actions healing does not care about).
+pub fn parse_event(msg: &bollard::models::EventMessage) -> Option<ContainerEvent> {
     let action = msg.action.as_deref()?;
     let actor = msg.actor.as_ref()?;
     let attributes = actor.attributes.clone().unwrap_or_default();
     let kind = if let Some(status) = action.strip_prefix("health_status:") {
         EventKind::Health {
-            status: status.trim().to_string(),
+            status: ContainerHealth::parse(status)?,
         }
     } else {
         match action {
@@ -198,71 +121,16 @@ fn parse_event(msg: &bollard::models::EventMessage) -> Option<ContainerEvent> {
             _ => return None,
         }
     };
-    let name = attributes.get("name").cloned().unwrap_or_default();
-    let mut labels = attributes;
-    labels.remove("name");
-    labels.remove("image");
-    labels.remove("exitCode");
-    labels.remove("signal");
     Some(ContainerEvent {
         id: actor.id.clone().unwrap_or_default(),
-        name,
-        labels,
+        name: attributes.get("name").cloned().unwrap_or_default(),
+        labels: aegis_docker::labels_of_event(&attributes),
         kind,
-        docker_time_ns: msg
+        engine_time_ns: msg
             .time_nano
             .unwrap_or_else(|| msg.time.unwrap_or(0).saturating_mul(1_000_000_000)),
         from_stream: true,
     })
-}
-
-async fn inspect_all(docker: &Docker, max: usize) -> Result<Vec<ContainerInfo>, String> {
-    let list = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| format!("listing containers: {e}"))?;
-    let mut out = Vec::with_capacity(list.len().min(max));
-    for summary in list.into_iter().take(max) {
-        let Some(id) = summary.id else { continue };
-        // A container removed between the list and the inspect is simply gone.
-        let Ok(c) = docker
-            .inspect_container(&id, None::<InspectContainerOptions>)
-            .await
-        else {
-            continue;
-        };
-        let state = c.state.as_ref();
-        out.push(ContainerInfo {
-            id: id.clone(),
-            name: c
-                .name
-                .as_deref()
-                .unwrap_or(&id)
-                .trim_start_matches('/')
-                .to_string(),
-            state: state
-                .and_then(|s| s.status)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "unknown".to_string()),
-            health: state
-                .and_then(|s| s.health.as_ref())
-                .and_then(|h| h.status)
-                .map(|h| h.to_string())
-                .filter(|h| !h.is_empty() && h != "none"),
-            restart_count: c.restart_count.unwrap_or(0),
-            exit_code: state.and_then(|s| s.exit_code),
-            image: c
-                .config
-                .as_ref()
-                .and_then(|cfg| cfg.image.clone())
-                .unwrap_or_default(),
-            labels: c.config.and_then(|cfg| cfg.labels).unwrap_or_default(),
-        });
-    }
-    Ok(out)
 }
 
 /// The running Docker source's shared view of containers.
@@ -275,14 +143,14 @@ struct Poller {
     view: watch::Sender<Arc<Vec<ContainerInfo>>>,
     health: SourceHealth,
     counters: CounterTracker<(&'static str, String)>,
-    last_health: HashMap<String, Option<String>>,
+    last_health: HashMap<String, Option<ContainerHealth>>,
     config: DockerConfig,
 }
 
 impl Poller {
     async fn poll(&mut self, docker: &Docker) -> Result<(), String> {
         let started = self.clock.monotonic();
-        let containers = inspect_all(docker, self.config.max_containers).await?;
+        let containers = aegis_docker::list(docker, self.config.max_containers).await?;
         let at_ms = self.clock.wall_ms();
         let now = self.clock.monotonic();
         let mut out = Vec::new();
@@ -291,18 +159,18 @@ impl Poller {
             out.push(Observation::value(
                 key(&CONTAINER_UP),
                 at_ms,
-                f64::from(u8::from(c.state == "running")),
+                f64::from(u8::from(c.running())),
             ));
             out.push(Observation::value(
                 key(&CONTAINER_RESTARTS),
                 at_ms,
                 c.restart_count as f64,
             ));
-            match c.health.as_deref().filter(|_| c.state == "running") {
-                Some("healthy") => {
+            match c.health.filter(|_| c.running()) {
+                Some(ContainerHealth::Healthy) => {
                     out.push(Observation::value(key(&CONTAINER_HEALTHY), at_ms, 1.0))
                 }
-                Some("unhealthy") => {
+                Some(ContainerHealth::Unhealthy) => {
                     out.push(Observation::value(key(&CONTAINER_HEALTHY), at_ms, 0.0))
                 }
                 _ => {}
@@ -313,45 +181,60 @@ impl Poller {
             // event, so healing never depends on the stream alone.
             // Only for running containers: a stopped container's health is
             // not news, and its check stops on its own.
-            let previous = self.last_health.insert(c.id.clone(), c.health.clone());
-            if c.state != "running" {
+            let previous = self.last_health.insert(c.id.clone(), c.health);
+            if !c.running() {
                 continue;
             }
-            let news = match (&previous, c.health.as_deref()) {
+            let news = match (previous, c.health) {
                 (Some(Some(before)), Some(now)) => {
-                    before != now && (now == "healthy" || now == "unhealthy")
+                    before != now && now != ContainerHealth::Starting
                 }
-                (None, Some(now)) => now == "unhealthy",
+                (None, Some(now)) => now == ContainerHealth::Unhealthy,
                 _ => false,
             };
-            if let (true, Some(now_health)) = (news, &c.health) {
-                let _ = self.events.try_send(ContainerEvent {
+            if let (true, Some(status)) = (news, c.health) {
+                let event = ContainerEvent {
                     id: c.id.clone(),
                     name: c.name.clone(),
                     labels: c.labels.clone(),
-                    kind: EventKind::Health {
-                        status: now_health.clone(),
-                    },
-                    docker_time_ns: at_ms.saturating_mul(1_000_000),
+                    kind: EventKind::Health { status },
+                    engine_time_ns: at_ms.saturating_mul(1_000_000),
                     from_stream: false,
-                });
+                };
+                if self.events.send(event).await.is_err() {
+                    return Err("the container event channel closed".into());
+                }
             }
-            // Running, as checked above.
-            if let Ok(Some(Ok(stats))) = tokio::time::timeout(
-                Duration::from_secs(2),
-                docker
-                    .stats(
-                        &c.id,
-                        Some(StatsOptions {
-                            stream: false,
-                            one_shot: true,
-                        }),
-                    )
-                    .next(),
-            )
-            .await
-            {
-                self.stats(c, &stats, now, at_ms, &mut out);
+        }
+        // Stats of the running containers, a few at once, each one-shot
+        // (one sample, not the two a streaming call waits for).
+        let running: Vec<&ContainerInfo> = containers.iter().filter(|c| c.running()).collect();
+        let wanted: Vec<(usize, String, Docker)> = running
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.id.clone(), docker.clone()))
+            .collect();
+        let stats: Vec<(usize, Option<bollard::models::ContainerStatsResponse>)> =
+            futures_util::stream::iter(wanted)
+                .map(|(i, id, docker)| async move {
+                    let options = StatsOptions {
+                        stream: false,
+                        one_shot: true,
+                    };
+                    let mut stream = docker.stats(&id, Some(options));
+                    let one = tokio::time::timeout(STATS_TIMEOUT, stream.next()).await;
+                    let stats = match one {
+                        Ok(Some(Ok(s))) => Some(s),
+                        _ => None,
+                    };
+                    (i, stats)
+                })
+                .buffer_unordered(STATS_CONCURRENCY)
+                .collect()
+                .await;
+        for (i, s) in stats {
+            if let (Some(c), Some(s)) = (running.get(i), s) {
+                self.stats(c, &s, now, at_ms, &mut out);
             }
         }
         self.last_health
@@ -419,7 +302,8 @@ impl Poller {
 
 /// Runs the Docker source until `cancel`: connects (retrying with backoff
 /// while the engine is absent), forwards events as they come, polls every
-/// interval, and reconnects when the engine goes away.
+/// interval, and reconnects when the engine goes away. The event stream is
+/// read on a task of its own: a slow poll never delays an event.
 pub async fn run_docker(
     config: DockerConfig,
     clock: Arc<dyn Clock>,
@@ -429,7 +313,7 @@ pub async fn run_docker(
     health: SourceHealth,
     cancel: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = config.reconnect.start(entropy_seed());
     let mut poller = Poller {
         clock,
         sink,
@@ -443,22 +327,20 @@ pub async fn run_docker(
     loop {
         let docker = tokio::select! {
             _ = cancel.cancelled() => return,
-            d = connect() => d,
+            d = aegis_docker::connect() => d,
         };
         let docker = match docker {
             Ok(d) => {
-                tracing::info!(engine = %engine_address(), "connected to the Docker engine");
-                backoff = Duration::from_millis(250);
+                tracing::info!(engine = %aegis_docker::engine_address(), "connected to the Docker engine");
+                backoff.reset();
                 d
             }
             Err(why) => {
-                let why = format!("{why} ({})", engine_address());
-                poller.unavailable(&why);
+                poller.unavailable(&why.0);
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(poller.config.max_backoff);
                 continue;
             }
         };
@@ -467,6 +349,31 @@ pub async fn run_docker(
             return;
         }
         poller.unavailable(&why);
+    }
+}
+
+/// Reads the engine's event stream and forwards container events, waiting
+/// for room rather than dropping one; returns why the stream ended.
+async fn forward_events(docker: Docker, events: mpsc::Sender<ContainerEvent>) -> String {
+    let mut filters = HashMap::new();
+    filters.insert("type".to_string(), vec!["container".to_string()]);
+    let mut stream = docker.events(Some(EventsOptions {
+        filters: Some(filters),
+        ..Default::default()
+    }));
+    loop {
+        match stream.next().await {
+            Some(Ok(msg)) => {
+                if let Some(event) = parse_event(&msg) {
+                    tracing::debug!(container = %event.name, kind = ?event.kind, "container event");
+                    if events.send(event).await.is_err() {
+                        return "the container event channel closed".into();
+                    }
+                }
+            }
+            Some(Err(e)) => return format!("Docker event stream failed: {e}"),
+            None => return "Docker event stream ended".into(),
+        }
     }
 }
 
@@ -487,35 +394,23 @@ impl Poller {
 
     /// Serves one connection until it breaks; returns why it broke.
     async fn connected(&mut self, docker: &Docker, cancel: &CancellationToken) -> String {
-        let mut filters = HashMap::new();
-        filters.insert("type".to_string(), vec!["container".to_string()]);
-        let mut stream = docker.events(Some(EventsOptions {
-            filters: Some(filters),
-            ..Default::default()
-        }));
+        let mut stream = tokio::spawn(forward_events(docker.clone(), self.events.clone()));
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let why = loop {
             tokio::select! {
-                _ = cancel.cancelled() => return "cancelled".into(),
-                msg = stream.next() => match msg {
-                    Some(Ok(msg)) => {
-                        if let Some(event) = parse_event(&msg) {
-                            tracing::debug!(container = %event.name, kind = ?event.kind, "container event");
-                            if self.events.try_send(event).is_err() {
-                                tracing::warn!("container event channel full; the next poll will catch up");
-                            }
-                        }
-                    }
-                    Some(Err(e)) => return format!("Docker event stream failed: {e}"),
-                    None => return "Docker event stream ended".into(),
-                },
+                _ = cancel.cancelled() => break "cancelled".to_string(),
+                ended = &mut stream => {
+                    break ended.unwrap_or_else(|e| format!("the event stream task failed: {e}"));
+                }
                 _ = ticker.tick() => {
                     if let Err(e) = self.poll(docker).await {
-                        return e;
+                        break e;
                     }
                 }
             }
-        }
+        };
+        stream.abort();
+        why
     }
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aegis_core::breaker::{Admission, Breaker, BreakerConfig, BreakerState};
-use aegis_core::config::{parse_status_range, ProbeConfig, ProbeSettings};
+use aegis_core::config::{ProbeConfig, ProbeSettings};
 use aegis_core::{Clock, Family, Observation, SeriesKey};
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -168,8 +168,12 @@ pub async fn probe_once(
     timeout: Duration,
 ) -> ProbeResult {
     let started = tokio::time::Instant::now();
-    let method = reqwest::Method::from_bytes(p.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let request = client.request(method, &p.url).timeout(timeout);
+    let method = match p.method {
+        aegis_core::config::HttpMethod::Get => reqwest::Method::GET,
+        aegis_core::config::HttpMethod::Head => reqwest::Method::HEAD,
+        aegis_core::config::HttpMethod::Post => reqwest::Method::POST,
+    };
+    let request = client.request(method, p.url.as_str()).timeout(timeout);
     let fail = |class, text: String, status, latency| ProbeResult {
         ok: false,
         status,
@@ -200,11 +204,10 @@ pub async fn probe_once(
         }
     };
     let latency = Some(started.elapsed());
-    let (lo, hi) = parse_status_range(&p.expect_status).unwrap_or((200, 399));
-    if !(lo..=hi).contains(&status) {
+    if !p.expect_status.contains(status) {
         return fail(
             ErrorClass::BadStatus,
-            format!("status {status}, expected {lo}-{hi}"),
+            format!("status {status}, expected {}", p.expect_status),
             Some(status),
             latency,
         );
@@ -223,7 +226,7 @@ pub async fn probe_once(
         if let (Some(pointer), Some(expected)) = (&p.json_pointer, &p.json_equals) {
             let found = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| v.pointer(pointer).cloned());
+                .and_then(|v| v.pointer(pointer.as_str()).cloned());
             let text = match &found {
                 Some(serde_json::Value::String(s)) => Some(s.clone()),
                 Some(other) => Some(other.to_string()),
@@ -265,6 +268,26 @@ fn clients() -> Result<(reqwest::Client, reqwest::Client), String> {
     Ok((verify, insecure))
 }
 
+/// Every probe, built and not yet running: run it with [`Probes::run`].
+pub struct Probes {
+    tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    cancel: CancellationToken,
+}
+
+impl Probes {
+    /// Runs every probe until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        let inner = self.cancel.clone();
+        let mut set = tokio::task::JoinSet::new();
+        for t in self.tasks {
+            set.spawn(t);
+        }
+        cancel.cancelled().await;
+        inner.cancel();
+        while set.join_next().await.is_some() {}
+    }
+}
+
 /// Runs every probe until `cancel`. Returns the view the API reads.
 pub fn spawn_probes(
     probes: Vec<ProbeConfig>,
@@ -274,6 +297,21 @@ pub fn spawn_probes(
     cancel: CancellationToken,
     tasks: &tokio_util::task::TaskTracker,
 ) -> Result<EndpointView, String> {
+    let (view, probes) = build_probes(probes, settings, clock, sink)?;
+    tasks.spawn(probes.run(cancel));
+    Ok(view)
+}
+
+/// Builds every probe; returns the view the API reads and the probes to run.
+pub fn build_probes(
+    probes: Vec<ProbeConfig>,
+    settings: ProbeSettings,
+    clock: Arc<dyn Clock>,
+    sink: ObservationSink,
+) -> Result<(EndpointView, Probes), String> {
+    let cancel = CancellationToken::new();
+    let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
+        Vec::new();
     let (verify, insecure) = clients()?;
     let breaker = BreakerConfig {
         failure_threshold: settings.breaker_failures,
@@ -286,8 +324,8 @@ pub fn spawn_probes(
         probes
             .iter()
             .map(|p| EndpointStatus {
-                name: p.name.clone(),
-                url: p.url.clone(),
+                name: p.name.to_string(),
+                url: p.url.to_string(),
                 up: None,
                 status: None,
                 latency_ms: None,
@@ -316,7 +354,7 @@ pub fn spawn_probes(
             view.clone(),
             Arc::clone(&limit),
         );
-        tasks.spawn(async move {
+        tasks.push(Box::pin(async move {
             let mut b = Breaker::new(breaker);
             let mut recent: VecDeque<bool> = VecDeque::with_capacity(20);
             let mut probes = 0u64;
@@ -370,8 +408,8 @@ pub fn spawn_probes(
                 view.update(
                     index,
                     EndpointStatus {
-                        name: p.name.clone(),
-                        url: p.url.clone(),
+                        name: p.name.to_string(),
+                        url: p.url.to_string(),
                         up: Some(result.ok),
                         status: result.status,
                         latency_ms: result.latency.map(|l| l.as_secs_f64() * 1000.0),
@@ -384,7 +422,7 @@ pub fn spawn_probes(
                     },
                 );
             }
-        });
+        }));
     }
-    Ok(view)
+    Ok((view, Probes { tasks, cancel }))
 }

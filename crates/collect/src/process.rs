@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use aegis_core::config::{glob_match, ProcessConfig};
+use aegis_core::config::ProcessConfig;
 use aegis_core::counter::{CounterTracker, Step};
 use aegis_core::{Clock, Family, Observation, Reading, SeriesKey};
 
@@ -94,14 +94,8 @@ pub struct Proc {
 
 fn read_proc(root: &Path, pid: i32) -> Option<Proc> {
     let dir = root.join(pid.to_string());
-    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_string();
-    let f: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
-    // After ") ": field 3 (state) is f[0]; utime 14 -> f[11], stime 15 ->
-    // f[12], num_threads 20 -> f[17], starttime 22 -> f[19], rss 24 -> f[21].
-    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    let stat =
+        aegis_core::procfs::parse_pid_stat(&std::fs::read_to_string(dir.join("stat")).ok()?)?;
     let cmdline = std::fs::read(dir.join("cmdline"))
         .map(|b| {
             String::from_utf8_lossy(&b)
@@ -113,12 +107,12 @@ fn read_proc(root: &Path, pid: i32) -> Option<Proc> {
         .unwrap_or_default();
     Some(Proc {
         pid,
-        comm,
+        comm: stat.comm,
         cmdline,
-        start_time: n(19)?,
-        cpu_ticks: n(11)? + n(12)?,
-        threads: n(17).unwrap_or(0),
-        rss_pages: n(21).unwrap_or(0),
+        start_time: stat.start_time,
+        cpu_ticks: stat.utime + stat.stime,
+        threads: stat.threads,
+        rss_pages: stat.rss_pages,
     })
 }
 
@@ -128,7 +122,7 @@ pub fn matches(w: &ProcessConfig, p: &Proc, pidfile_pid: Option<i32>) -> bool {
         return p.comm == *comm;
     }
     if let Some(pattern) = &w.cmdline {
-        return p.pid as u32 != std::process::id() && glob_match(pattern, &p.cmdline);
+        return p.pid as u32 != std::process::id() && pattern.matches(&p.cmdline);
     }
     pidfile_pid == Some(p.pid)
 }
@@ -216,13 +210,13 @@ impl ProcessSource {
             let ids: HashSet<(i32, u64)> = matched.iter().map(|p| (p.pid, p.start_time)).collect();
             let before = self
                 .seen
-                .insert(w.name.clone(), ids.clone())
+                .insert(w.name.to_string(), ids.clone())
                 .unwrap_or_default();
             // A process gone and another in its place: a restart.
             let gone = before.difference(&ids).count() as u64;
             let new = ids.difference(&before).count() as u64;
             if !before.is_empty() {
-                *self.restarts.entry(w.name.clone()).or_insert(0) += gone.min(new);
+                *self.restarts.entry(w.name.to_string()).or_insert(0) += gone.min(new);
             }
             out.push(Observation::value(
                 key(&PROCESS_UP),
@@ -237,7 +231,7 @@ impl ProcessSource {
             out.push(Observation::value(
                 key(&PROCESS_RESTARTS),
                 at_ms,
-                *self.restarts.get(&w.name).unwrap_or(&0) as f64,
+                *self.restarts.get(w.name.as_str()).unwrap_or(&0) as f64,
             ));
             if matched.is_empty() {
                 continue;
@@ -263,7 +257,7 @@ impl ProcessSource {
             ));
             out.push(Observation::value(key(&PROCESS_FDS), at_ms, fds as f64));
             let ticks: u64 = matched.iter().map(|p| p.cpu_ticks).sum();
-            match self.counters.observe(&w.name, ticks, at) {
+            match self.counters.observe(&w.name.to_string(), ticks, at) {
                 Step::Rate(r) => out.push(Observation::value(
                     key(&PROCESS_CPU),
                     at_ms,

@@ -45,10 +45,10 @@ async fn server(status: Arc<AtomicU16>, body: &'static str, delay: Option<Durati
 
 fn probe(name: &str, url: &str) -> ProbeConfig {
     ProbeConfig {
-        name: name.into(),
-        url: url.into(),
-        method: "GET".into(),
-        expect_status: "200-299".into(),
+        name: name.parse().expect("name"),
+        url: url.parse().expect("url"),
+        method: Default::default(),
+        expect_status: "200-299".parse().expect("range"),
         body_contains: None,
         json_pointer: None,
         json_equals: None,
@@ -126,10 +126,10 @@ async fn each_outcome_gets_its_class() {
     )
     .await;
     let mut p = probe("json", &json);
-    p.json_pointer = Some("/checks/db".into());
+    p.json_pointer = Some("/checks/db".parse().expect("pointer"));
     p.json_equals = Some("true".into());
     assert!(probe_once(&client, &p, t).await.ok);
-    p.json_pointer = Some("/status".into());
+    p.json_pointer = Some("/status".parse().expect("pointer"));
     p.json_equals = Some("down".into());
     let r = probe_once(&client, &p, t).await;
     assert_eq!(r.error.map(|e| e.0), Some(ErrorClass::BodyMismatch));

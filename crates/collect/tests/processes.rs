@@ -44,19 +44,19 @@ fn processes_found_by_cmdline_and_pidfile_with_restarts_and_absence() {
     std::fs::write(&pidfile, children.0[0].id().to_string()).expect("pidfile");
     let watched = vec![
         ProcessConfig {
-            name: "sleepers".into(),
+            name: "sleepers".parse().expect("name"),
             comm: None,
-            cmdline: Some(format!("sleep {marker}")),
+            cmdline: Some(format!("sleep {marker}").parse().expect("glob")),
             pidfile: None,
         },
         ProcessConfig {
-            name: "worker".into(),
+            name: "worker".parse().expect("name"),
             comm: None,
             cmdline: None,
             pidfile: Some(pidfile.clone()),
         },
         ProcessConfig {
-            name: "ghost".into(),
+            name: "ghost".parse().expect("name"),
             comm: Some("no-such-process-name".into()),
             cmdline: None,
             pidfile: None,

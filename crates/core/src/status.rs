@@ -1,7 +1,12 @@
 //! The agent's status snapshot, as served by `GET /api/v1/status` and read by
 //! `aegis status`. Plain data: the pipeline publishes it, the API serves it.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
+
+use crate::severity::Severity;
 
 /// Whether a source is doing its job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +88,17 @@ pub struct StoreStatus {
     pub queue: BufferStatus,
     /// Rows deleted by retention since start.
     pub retention_deleted_rows: u64,
+    /// Whether the last commit failed for want of disk space (what waits
+    /// is kept in memory and committed when space returns).
+    #[serde(default)]
+    pub disk_full: bool,
+    /// Events (anomalies, healing records) waiting for a commit, and those
+    /// lost because their bound was reached.
+    #[serde(default)]
+    pub events: BufferStatus,
+    /// Healing records lost (counted among the lost events too).
+    #[serde(default)]
+    pub lost_records: u64,
 }
 
 /// Everything `GET /api/v1/status` returns.
@@ -117,17 +133,41 @@ pub struct Status {
     /// Alert delivery, when webhooks are configured.
     #[serde(default)]
     pub notify: Option<NotifySummary>,
+    /// Panics caught in the agent's tasks since start.
+    #[serde(default)]
+    pub panics: u64,
+    /// Log lines that could not be written (stderr closed) since start.
+    #[serde(default)]
+    pub log_lines_dropped: u64,
 }
 
 /// Alert delivery in numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct NotifySummary {
     /// Posts delivered.
     pub delivered: u64,
     /// Posts given up after every attempt.
     pub failed: u64,
-    /// Notices dropped (queue full, or beyond the pending bound).
+    /// Messages dropped (queue full, or beyond the pending bound).
     pub dropped: u64,
+    /// Each receiver's figures.
+    #[serde(default)]
+    pub receivers: Vec<ReceiverSummary>,
+}
+
+/// One receiver's deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ReceiverSummary {
+    /// Its name.
+    pub name: String,
+    /// Its kind (`alertmanager`, `slack`...).
+    pub kind: String,
+    /// Posts delivered.
+    pub delivered: u64,
+    /// Posts given up after every attempt.
+    pub failed: u64,
+    /// The last failure, if the last post failed.
+    pub last_error: Option<String>,
 }
 
 /// The healing engine in numbers, for the status page and `/metrics`.
@@ -183,8 +223,8 @@ pub struct SeriesScore {
     pub state: String,
     /// Observations seen and needed, while warming up.
     pub warmup: Option<(u32, u32)>,
-    /// `info`, `warning`, `critical`.
-    pub severity: String,
+    /// How bad it would be.
+    pub severity: Severity,
     /// The component with the smallest p.
     pub component: Option<String>,
     /// That component's explanation.
@@ -232,8 +272,8 @@ pub struct AnomalyRecord {
     pub target: Option<String>,
     /// Which detector component opened it (`spike`, `shift`, `forest`...).
     pub kind: String,
-    /// `info`, `warning` or `critical`.
-    pub severity: String,
+    /// How bad it is.
+    pub severity: Severity,
     /// The score when it opened (`1 - p`).
     pub score: f64,
     /// What moved, in words.
@@ -272,9 +312,8 @@ pub struct ActionRecord {
     pub target: String,
     /// The action (`container_restart`, `redis_flush`...) or `none`.
     pub action: String,
-    /// `succeeded`, `failed`, `skipped`, `dry_run`, `healed`, `not_healed`,
-    /// `gave_up`, `alerted`, `ignored`.
-    pub outcome: String,
+    /// What this step was, or how it ended.
+    pub outcome: RecordOutcome,
     /// Why: the guard's reason, the error, the trigger.
     pub reason: String,
     /// Attempt number within its rung (1-based; 0 for decisions and verdicts).
@@ -310,10 +349,10 @@ pub struct Incident {
     pub ended_ms: Option<i64>,
     /// What it concerns.
     pub target: String,
-    /// `info`, `warning`, `critical` (healing incidents: `warning`).
-    pub severity: String,
-    /// `open`, `healed`, `not_healed`, `gave_up`, `closed`, `skipped`.
-    pub status: String,
+    /// How bad it is (healing incidents: `warning`).
+    pub severity: Severity,
+    /// Where it stands.
+    pub status: IncidentStatus,
     /// One line.
     pub summary: String,
     /// The anomaly, for anomaly incidents.
@@ -332,11 +371,147 @@ pub struct IncidentQuery {
     /// Only this target (exact) or series.
     pub target: Option<String>,
     /// Only at least this severe.
-    pub min_severity: Option<String>,
+    pub min_severity: Option<Severity>,
     /// Only open (`Some(true)`) or ended (`Some(false)`) ones.
     pub open: Option<bool>,
     /// Page size.
     pub limit: u32,
     /// Incidents to skip (newest first), for the next page.
     pub offset: u32,
+}
+
+/// What a healing record says happened. Stored and served as its
+/// snake-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordOutcome {
+    /// A trigger matched a rule: an incident opened.
+    Decided,
+    /// A trigger matched while healing is disabled: nothing will be done.
+    Ignored,
+    /// A trigger that needs no new decision: the incident already handling
+    /// the target, or a condition (blocked by a dependency, left to the
+    /// container engine) that stops healing; the reason says which.
+    Skipped,
+    /// The guard let an attempt through and the action worked.
+    Succeeded,
+    /// The action ran against the target and failed (timeouts included).
+    Failed,
+    /// The action could not run for a reason that is not the target's
+    /// (the executor is unavailable here).
+    NotAttempted,
+    /// Dry-run: everything allowed it, nothing was done.
+    DryRun,
+    /// Verified: the symptom went away within the verify window.
+    Healed,
+    /// Not verified: the symptom stayed.
+    NotHealed,
+    /// No rung left (or the guard stopped healing for good): a person is told.
+    GaveUp,
+    /// An alert was delivered.
+    Alerted,
+    /// The check is failing again and healing waits for its back-off.
+    BackingOff,
+}
+
+impl RecordOutcome {
+    /// Every outcome.
+    pub const ALL: [RecordOutcome; 12] = [
+        RecordOutcome::Decided,
+        RecordOutcome::Ignored,
+        RecordOutcome::Skipped,
+        RecordOutcome::Succeeded,
+        RecordOutcome::Failed,
+        RecordOutcome::NotAttempted,
+        RecordOutcome::DryRun,
+        RecordOutcome::Healed,
+        RecordOutcome::NotHealed,
+        RecordOutcome::GaveUp,
+        RecordOutcome::Alerted,
+        RecordOutcome::BackingOff,
+    ];
+
+    /// Snake-case name (stored, served, a metric label).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RecordOutcome::Decided => "decided",
+            RecordOutcome::Ignored => "ignored",
+            RecordOutcome::Skipped => "skipped",
+            RecordOutcome::Succeeded => "succeeded",
+            RecordOutcome::Failed => "failed",
+            RecordOutcome::NotAttempted => "not_attempted",
+            RecordOutcome::DryRun => "dry_run",
+            RecordOutcome::Healed => "healed",
+            RecordOutcome::NotHealed => "not_healed",
+            RecordOutcome::GaveUp => "gave_up",
+            RecordOutcome::Alerted => "alerted",
+            RecordOutcome::BackingOff => "backing_off",
+        }
+    }
+
+    /// Whether this is an attempt the guard let through (it counts against
+    /// cooldowns, rate limits and the budget).
+    pub fn is_attempt(&self) -> bool {
+        matches!(
+            self,
+            RecordOutcome::Succeeded | RecordOutcome::Failed | RecordOutcome::NotAttempted
+        )
+    }
+}
+
+impl fmt::Display for RecordOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for RecordOutcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RecordOutcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a record outcome"))
+    }
+}
+
+/// Where an incident stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// Still being handled (or its anomaly is still open).
+    Open,
+    /// Verified healed.
+    Healed,
+    /// The last action did not heal it.
+    NotHealed,
+    /// Healing gave up; a person was told.
+    GaveUp,
+    /// Ended without healing (an anomaly that closed by itself).
+    Closed,
+    /// The guard skipped it (paused, maintenance...).
+    Skipped,
+    /// Dry-run: what would have been done was recorded.
+    DryRun,
+}
+
+impl IncidentStatus {
+    /// Snake-case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IncidentStatus::Open => "open",
+            IncidentStatus::Healed => "healed",
+            IncidentStatus::NotHealed => "not_healed",
+            IncidentStatus::GaveUp => "gave_up",
+            IncidentStatus::Closed => "closed",
+            IncidentStatus::Skipped => "skipped",
+            IncidentStatus::DryRun => "dry_run",
+        }
+    }
+}
+
+impl fmt::Display for IncidentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
 }

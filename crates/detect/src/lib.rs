@@ -79,36 +79,6 @@ pub trait Detector {
     fn state(&self) -> State;
 }
 
-/// How bad an anomaly is, from its tail probability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Unusual, not alarming.
-    Info,
-    /// Worth an alert.
-    Warning,
-    /// Extreme.
-    Critical,
-}
-
-impl Severity {
-    /// The severity for a tail probability.
-    pub fn from_p(p: f64) -> Self {
-        if p <= 1e-7 {
-            Severity::Critical
-        } else if p <= 1e-4 {
-            Severity::Warning
-        } else {
-            Severity::Info
-        }
-    }
-
-    /// Lower-case name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
+/// How bad an anomaly is, from its tail probability: the agent's one
+/// severity type.
+pub use aegis_core::Severity;

@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 
-use aegis_core::action::{ActionSpec, ContainerAction, ContainerOp};
-use aegis_core::config::{glob_match, RuleConfig, RuleTrigger};
+use aegis_core::action::{ActionSpec, ContainerAction};
+use aegis_core::config::{LabelMatch, RuleConfig, RuleTrigger};
+use aegis_core::Severity;
 
 /// What happened, in the terms rules are written in.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +29,8 @@ pub enum Symptom {
         series: String,
         /// The component that opened it.
         component: String,
-        /// `info`, `warning`, `critical`.
-        severity: String,
+        /// How bad it is.
+        severity: Severity,
     },
 }
 
@@ -40,14 +41,6 @@ impl Symptom {
             Symptom::Container { trigger, .. } => *trigger,
             Symptom::Anomaly { .. } => RuleTrigger::Anomaly,
         }
-    }
-}
-
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 2,
-        "warning" => 1,
-        _ => 0,
     }
 }
 
@@ -62,11 +55,7 @@ impl Policy {
     /// The configured rules, or the default when there are none.
     pub fn new(rules: Vec<RuleConfig>, autoheal_label: &str) -> Self {
         let rules = if rules.is_empty() {
-            let restart = ActionSpec::Container(ContainerAction {
-                container: String::new(),
-                op: ContainerOp::Restart,
-                stop_timeout_s: 10,
-            });
+            let restart = ActionSpec::Container(ContainerAction::restart());
             [
                 (
                     RuleTrigger::ContainerUnhealthy,
@@ -86,10 +75,14 @@ impl Policy {
                 name: name.to_string(),
                 on,
                 container: None,
-                label: Some(format!("{autoheal_label}=true")),
+                label: Some(LabelMatch {
+                    key: autoheal_label.to_string(),
+                    value: "true".into(),
+                }),
                 series: None,
                 component: None,
                 min_severity: None,
+                check: None,
                 actions: vec![restart.clone()],
             })
             .collect()
@@ -120,13 +113,12 @@ fn matches(rule: &RuleConfig, symptom: &Symptom) -> bool {
     match symptom {
         Symptom::Container { name, labels, .. } => {
             if let Some(pattern) = &rule.container {
-                if !glob_match(pattern, name) {
+                if !pattern.matches(name) {
                     return false;
                 }
             }
             if let Some(label) = &rule.label {
-                let (k, v) = label.split_once('=').unwrap_or((label, ""));
-                if labels.get(k).map(String::as_str) != Some(v) {
+                if labels.get(&label.key) != Some(&label.value) {
                     return false;
                 }
             }
@@ -139,12 +131,9 @@ fn matches(rule: &RuleConfig, symptom: &Symptom) -> bool {
             component,
             severity,
         } => {
-            rule.series.as_ref().is_none_or(|p| glob_match(p, series))
+            rule.series.as_ref().is_none_or(|p| p.matches(series))
                 && rule.component.as_ref().is_none_or(|c| c == component)
-                && rule
-                    .min_severity
-                    .as_ref()
-                    .is_none_or(|m| severity_rank(severity) >= severity_rank(m))
+                && rule.min_severity.is_none_or(|m| *severity >= m)
         }
     }
 }
@@ -188,7 +177,7 @@ mod tests {
             .decide(&Symptom::Anomaly {
                 series: "host_load1".into(),
                 component: "spike".into(),
-                severity: "critical".into()
+                severity: Severity::Critical
             })
             .is_none());
     }
@@ -200,25 +189,26 @@ mod tests {
             on: RuleTrigger::Anomaly,
             container: None,
             label: None,
-            series: Some("endpoint_latency_seconds/cache*".into()),
+            series: Some("endpoint_latency_seconds/cache*".parse().expect("glob")),
             component: None,
-            min_severity: Some("warning".into()),
+            min_severity: Some(Severity::Warning),
+            check: None,
             actions: vec![],
         };
         let p = Policy::new(vec![rule], "aegis.autoheal");
-        let a = |series: &str, severity: &str| Symptom::Anomaly {
+        let a = |series: &str, severity: Severity| Symptom::Anomaly {
             series: series.into(),
             component: "spike".into(),
-            severity: severity.into(),
+            severity,
         };
         assert!(p
-            .decide(&a("endpoint_latency_seconds/cache-eu", "critical"))
+            .decide(&a("endpoint_latency_seconds/cache-eu", Severity::Critical))
             .is_some());
         assert!(p
-            .decide(&a("endpoint_latency_seconds/cache-eu", "info"))
+            .decide(&a("endpoint_latency_seconds/cache-eu", Severity::Info))
             .is_none());
         assert!(p
-            .decide(&a("endpoint_latency_seconds/api", "critical"))
+            .decide(&a("endpoint_latency_seconds/api", Severity::Critical))
             .is_none());
     }
 }

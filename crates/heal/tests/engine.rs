@@ -1,66 +1,28 @@
-//! The engine end to end without Docker: manual actions through the guard,
-//! records of every step, a rate-limited target that stops being acted on
-//! and is reported to a real webhook receiver on loopback, and how container
-//! events around an operator's stop are read.
+//! The engine end to end without a container engine: manual actions
+//! through the guard, records of every step, a rate-limited target that
+//! stops being acted on and is reported to a real webhook receiver on
+//! loopback, how container events around an operator's stop are read, and
+//! an executor that panics mid-attempt without stalling healing.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_collect::docker::{ContainerEvent, EventKind};
 use aegis_core::action::{ActionSpec, RunCommand, Webhook};
-use aegis_core::status::ActionRecord;
+use aegis_core::container::{ContainerEvent, ContainerHealth, EventKind};
+use aegis_core::status::{ActionRecord, RecordOutcome};
 use aegis_core::SystemClock;
-use aegis_heal::engine::{Engine, EngineConfig, Trigger};
+use aegis_heal::engine::{Engine, EngineConfig, EngineEnv, EngineHandle, Trigger};
+use aegis_heal::exec::dispatch::BoxFuture;
+use aegis_heal::exec::{ExecContext, ExecError, Executor};
 use aegis_heal::guard::GuardConfig;
 use aegis_heal::policy::Policy;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use aegis_notify::NotifierConfig;
+use aegis_testkit::{HttpStub, Reply};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// A webhook receiver: answers 200 and keeps every body it gets.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&bodies);
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let kept = Arc::clone(&kept);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = s.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            kept.lock().expect("lock").push(body.to_string());
-                            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
-                            break;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (format!("http://{addr}/api/v2/alerts"), bodies)
-}
-
-fn config(webhook: &str) -> EngineConfig {
+fn config(webhook: Option<&str>) -> EngineConfig {
     EngineConfig {
         enabled: true,
         guard: GuardConfig {
@@ -73,128 +35,151 @@ fn config(webhook: &str) -> EngineConfig {
         retries: 0,
         retry_backoff: Duration::from_millis(10),
         verify_window: Duration::from_millis(300),
-        proc_root: "/proc".into(),
-        deny_processes: Vec::new(),
-        alert_webhook: Some(Webhook {
-            url: webhook.to_string(),
+        alert_webhook: webhook.map(|url| Webhook {
+            url: url.parse().expect("url"),
             token: None,
         }),
         operator_grace: Duration::from_secs(15),
-        root: "/".into(),
-        processes: Vec::new(),
     }
 }
 
-async fn collect(
-    rx: &mut mpsc::Receiver<ActionRecord>,
-    all: &mut Vec<ActionRecord>,
-    until: impl Fn(&[ActionRecord]) -> bool,
-) -> Vec<ActionRecord> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !until(all) {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(r)) => all.push(r),
-            _ => break,
-        }
+/// An engine running on its own task, its records on `rx`.
+struct Running {
+    handle: EngineHandle,
+    rx: mpsc::UnboundedReceiver<ActionRecord>,
+    all: Vec<ActionRecord>,
+    cancel: CancellationToken,
+}
+
+fn start(config: EngineConfig, executor: Option<Arc<dyn Executor>>) -> Running {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let notifier = aegis_notify::start(
+        NotifierConfig {
+            retry: aegis_core::backoff::BackoffPolicy::doubling(
+                Duration::from_millis(10),
+                Duration::from_millis(50),
+            ),
+            ..NotifierConfig::default()
+        },
+        cancel.child_token(),
+        &tasks,
+    );
+    let mut env = EngineEnv::new(
+        Arc::new(SystemClock::new()),
+        Arc::new(tx),
+        config.attempt_timeout,
+    );
+    env.notifier = Some(notifier);
+    if let Some(e) = executor {
+        env.executor = e;
     }
-    all.clone()
+    let (engine, handle) = Engine::new(config, Policy::new(Vec::new(), "aegis.autoheal"), env);
+    tokio::spawn(engine.run(cancel.clone()));
+    Running {
+        handle,
+        rx,
+        all: Vec::new(),
+        cancel,
+    }
+}
+
+impl Running {
+    /// Collects records until `until` holds (10 s at most); all so far.
+    async fn until(&mut self, until: impl Fn(&[ActionRecord]) -> bool) -> Vec<ActionRecord> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !until(&self.all) {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(r)) => self.all.push(r),
+                _ => break,
+            }
+        }
+        self.all.clone()
+    }
+
+    fn of(&self, incident: i64) -> Vec<String> {
+        self.all
+            .iter()
+            .filter(|r| r.incident == incident)
+            .map(|r| format!("{}:{}", r.action, r.outcome))
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn command(argv: &[&str]) -> ActionSpec {
+    ActionSpec::Command(RunCommand {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_target_stops_being_acted_on_and_a_person_is_told() {
-    let (url, bodies) = receiver().await;
-    let (tx, mut rx) = mpsc::channel(256);
-    let (engine, handle) = Engine::new(
-        config(&url),
-        Policy::new(Vec::new(), "aegis.autoheal"),
-        Arc::new(SystemClock::new()),
-        tx,
-        1,
-    );
-    let cancel = CancellationToken::new();
-    tokio::spawn(engine.run(cancel.clone()));
-    let spec = ActionSpec::Command(RunCommand {
-        argv: vec!["true".into()],
-    });
-    let mut all = Vec::new();
+    let receiver = HttpStub::start();
+    let mut engine = start(config(Some(&receiver.url("/api/v2/alerts"))), None);
+    let spec = command(&["true"]);
     for i in 1..=3 {
-        let incident = handle
+        let incident = engine
+            .handle
             .manual("cache".into(), spec.clone())
             .await
             .expect("engine answers");
         assert_eq!(incident, i);
-        // Each manual incident runs, is not verifiable (no anomaly closes
-        // it) and gives up; wait for its end before the next.
-        let records = collect(&mut rx, &mut all, |r| {
-            r.iter().any(|r| r.incident == i && r.outcome == "gave_up")
-        })
-        .await;
-        let outcomes: Vec<String> = records
-            .iter()
-            .filter(|r| r.incident == i)
-            .map(|r| format!("{}:{}", r.action, r.outcome))
-            .collect();
+        // A manual action is its own verdict: it worked, so it healed.
+        // The third is over the limit (2 in ten minutes): skipped, given up.
+        engine
+            .until(|r| {
+                r.iter().any(|r| {
+                    r.incident == i
+                        && matches!(r.outcome, RecordOutcome::Healed | RecordOutcome::GaveUp)
+                })
+            })
+            .await;
         if i <= 2 {
             assert_eq!(
-                outcomes,
-                vec![
-                    "none:decided",
-                    "command:succeeded",
-                    "command:not_healed",
-                    "none:gave_up"
-                ],
+                engine.of(i),
+                vec!["none:decided", "command:succeeded", "command:healed"],
                 "incident {i}"
             );
         } else {
-            // The limit (2 in ten minutes) is reached: skipped, given up.
             assert_eq!(
-                outcomes,
+                engine.of(i),
                 vec!["none:decided", "command:skipped", "none:gave_up"],
                 "incident {i}"
             );
-            let skipped = records
+            let skipped = engine
+                .all
                 .iter()
-                .find(|r| r.outcome == "skipped")
+                .find(|r| r.outcome == RecordOutcome::Skipped)
                 .expect("skip");
             assert_eq!(skipped.reason, "rate_limited");
             assert_eq!(skipped.detail["skip"]["reason"], "rate_limited");
         }
     }
-    // Every give-up was posted to the receiver, in Alertmanager's format.
-    let alerted = collect(&mut rx, &mut all, |r| {
-        r.iter().filter(|r| r.outcome == "alerted").count() >= 3
-    })
-    .await;
-    assert_eq!(
-        alerted.iter().filter(|r| r.outcome == "alerted").count(),
-        3,
-        "{alerted:?}"
-    );
-    let bodies = bodies.lock().expect("lock").clone();
-    assert_eq!(bodies.len(), 3);
-    // Deliveries run on their own tasks: they may arrive in any order.
-    let alerts: Vec<serde_json::Value> = bodies
-        .iter()
-        .map(|b| serde_json::from_str(b).expect("json"))
-        .collect();
-    let alert = alerts
-        .iter()
-        .find(|a| {
-            a[0]["annotations"]["description"]
-                .as_str()
-                .unwrap_or("")
-                .contains("rate_limited")
-        })
-        .expect("the rate-limited give-up was posted");
+    // The give-up was posted to the receiver, in Alertmanager's format, and
+    // its delivery recorded.
+    engine
+        .until(|r| r.iter().any(|r| r.outcome == RecordOutcome::Alerted))
+        .await;
+    let posts = receiver.requests_to("/api/v2/alerts");
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let alert = posts[0].json();
     assert_eq!(alert[0]["labels"]["alertname"], "AegisHealingNeedsAPerson");
     assert_eq!(alert[0]["labels"]["target"], "cache");
+    assert_eq!(alert[0]["labels"]["severity"], "critical");
     assert!(alert[0]["annotations"]["description"]
         .as_str()
         .unwrap_or("")
         .contains("rate_limited"));
     assert!(alert[0]["startsAt"].as_str().unwrap_or("").ends_with('Z'));
 
-    let status = handle.status().await.expect("status");
+    let status = engine.handle.status().await.expect("status");
     let target = status
         .targets
         .iter()
@@ -202,70 +187,74 @@ async fn a_rate_limited_target_stops_being_acted_on_and_a_person_is_told() {
         .expect("target");
     assert_eq!(target.recent_actions, 2);
     assert_eq!(status.counters.skipped.get("rate_limited"), Some(&1));
-    cancel.cancel();
+}
+
+/// Regression (defect 9 of the hardening issue): a manual command that
+/// exits 0 was judged "not healed: the anomaly did not close" and its
+/// incident given up. A manual action has no symptom to watch.
+#[tokio::test]
+async fn a_manual_command_that_works_is_healed_not_given_up() {
+    let mut engine = start(config(None), None);
+    let id = engine
+        .handle
+        .manual("logs".into(), command(&["true"]))
+        .await
+        .expect("engine");
+    engine
+        .until(|r| r.iter().any(|r| r.outcome == RecordOutcome::Healed))
+        .await;
+    assert_eq!(
+        engine.of(id),
+        vec!["none:decided", "command:succeeded", "command:healed"]
+    );
+    assert!(!engine
+        .all
+        .iter()
+        .any(|r| r.outcome == RecordOutcome::GaveUp));
 }
 
 #[tokio::test]
 async fn paused_and_dry_run_engines_do_nothing_but_record_why() {
-    let (url, _bodies) = receiver().await;
-    let (tx, mut rx) = mpsc::channel(256);
-    let mut c = config(&url);
-    c.alert_webhook = None;
-    let (engine, handle) = Engine::new(
-        c.clone(),
-        Policy::new(Vec::new(), "x"),
-        Arc::new(SystemClock::new()),
-        tx,
-        1,
-    );
-    let cancel = CancellationToken::new();
-    tokio::spawn(engine.run(cancel.clone()));
-    assert!(handle.set_paused(true).await);
-    let spec = ActionSpec::Command(RunCommand {
-        argv: vec!["touch".into(), "/tmp/aegis-should-not-exist".into()],
-    });
-    let _ = std::fs::remove_file("/tmp/aegis-should-not-exist");
-    handle
+    let marker = tempfile::tempdir().expect("tempdir");
+    let file = marker.path().join("should-not-exist");
+    let spec = command(&["touch", file.to_str().expect("utf8")]);
+
+    let mut engine = start(config(None), None);
+    assert!(engine.handle.set_paused(true).await);
+    engine
+        .handle
         .manual("t".into(), spec.clone())
         .await
         .expect("engine");
-    let records = collect(&mut rx, &mut Vec::new(), |r| {
-        r.iter().any(|r| r.outcome == "skipped")
-    })
-    .await;
+    let records = engine
+        .until(|r| r.iter().any(|r| r.outcome == RecordOutcome::Skipped))
+        .await;
     assert!(
         records
             .iter()
-            .any(|r| r.outcome == "skipped" && r.reason == "paused"),
+            .any(|r| r.outcome == RecordOutcome::Skipped && r.reason == "paused"),
         "{records:?}"
     );
-    assert!(!std::path::Path::new("/tmp/aegis-should-not-exist").exists());
-    cancel.cancel();
+    assert!(!file.exists());
 
-    let (tx, mut rx) = mpsc::channel(256);
+    let mut c = config(None);
     c.guard.dry_run = true;
-    let (engine, handle) = Engine::new(
-        c,
-        Policy::new(Vec::new(), "x"),
-        Arc::new(SystemClock::new()),
-        tx,
-        1,
-    );
-    let cancel = CancellationToken::new();
-    tokio::spawn(engine.run(cancel.clone()));
-    handle.manual("t".into(), spec).await.expect("engine");
-    let records = collect(&mut rx, &mut Vec::new(), |r| {
-        r.iter().any(|r| r.outcome == "dry_run")
-    })
-    .await;
+    let mut engine = start(c, None);
+    engine
+        .handle
+        .manual("t".into(), spec)
+        .await
+        .expect("engine");
+    let records = engine
+        .until(|r| r.iter().any(|r| r.outcome == RecordOutcome::DryRun))
+        .await;
     assert!(
         records
             .iter()
-            .any(|r| r.outcome == "dry_run" && r.action == "command"),
+            .any(|r| r.outcome == RecordOutcome::DryRun && r.action == "command"),
         "{records:?}"
     );
-    assert!(!std::path::Path::new("/tmp/aegis-should-not-exist").exists());
-    cancel.cancel();
+    assert!(!file.exists());
 }
 
 /// A container event of the opted-in container `web`.
@@ -275,54 +264,160 @@ fn event(kind: EventKind) -> Trigger {
         name: "web".into(),
         labels: [("aegis.autoheal".to_string(), "true".to_string())].into(),
         kind,
-        docker_time_ns: 0,
+        engine_time_ns: 0,
         from_stream: true,
+    })
+}
+
+fn unhealthy() -> Trigger {
+    event(EventKind::Health {
+        status: ContainerHealth::Unhealthy,
     })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_failing_during_a_stop_is_the_stop_but_after_a_start_it_is_a_sickness() {
-    let (tx, mut rx) = mpsc::channel(256);
-    let mut c = config("http://127.0.0.1:9/unused");
-    c.alert_webhook = None;
-    let (engine, handle) = Engine::new(
-        c,
-        Policy::new(Vec::new(), "aegis.autoheal"),
-        Arc::new(SystemClock::new()),
-        tx,
-        1,
-    );
-    let cancel = CancellationToken::new();
-    tokio::spawn(engine.run(cancel.clone()));
-    let unhealthy = || {
-        event(EventKind::Health {
-            status: "unhealthy".into(),
-        })
-    };
-
+    let mut engine = start(config(None), None);
     // Being stopped, its last check fails: not a sickness.
-    assert!(handle.trigger(event(EventKind::Kill)));
-    assert!(handle.trigger(unhealthy()));
-    assert!(handle.trigger(event(EventKind::Die {
+    assert!(engine.handle.trigger(event(EventKind::Kill)));
+    assert!(engine.handle.trigger(unhealthy()));
+    assert!(engine.handle.trigger(event(EventKind::Die {
         exit_code: Some(143)
     })));
-    assert!(handle.trigger(event(EventKind::Stop)));
-    let quiet = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+    assert!(engine.handle.trigger(event(EventKind::Stop)));
+    let quiet = tokio::time::timeout(Duration::from_millis(500), engine.rx.recv()).await;
     assert!(quiet.is_err(), "acted on a stop: {quiet:?}");
 
     // Started again (by a person, or by the engine coming back), it turns
     // unhealthy well within the grace that covered the stop: healed.
-    assert!(handle.trigger(event(EventKind::Start)));
-    assert!(handle.trigger(unhealthy()));
-    let records = collect(&mut rx, &mut Vec::new(), |r| {
-        r.iter().any(|r| r.outcome == "decided")
-    })
-    .await;
+    assert!(engine.handle.trigger(event(EventKind::Start)));
+    assert!(engine.handle.trigger(unhealthy()));
+    let records = engine
+        .until(|r| r.iter().any(|r| r.outcome == RecordOutcome::Decided))
+        .await;
     let decided = records
         .iter()
-        .find(|r| r.outcome == "decided")
+        .find(|r| r.outcome == RecordOutcome::Decided)
         .unwrap_or_else(|| panic!("not acted on: {records:?}"));
     assert_eq!(decided.target, "web");
     assert!(decided.reason.contains("unhealthy"), "{}", decided.reason);
-    cancel.cancel();
+}
+
+/// Runs `true` for every action, except that the first call panics.
+struct PanicsOnce(std::sync::atomic::AtomicBool);
+
+impl Executor for PanicsOnce {
+    fn execute<'a>(
+        &'a self,
+        _ctx: &'a ExecContext,
+        _spec: &'a ActionSpec,
+        _target: &'a str,
+    ) -> BoxFuture<'a, Result<String, ExecError>> {
+        Box::pin(async move {
+            if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                panic!("the executor broke");
+            }
+            Ok("done".to_string())
+        })
+    }
+}
+
+/// Regression (the house issue, and item 13 of the hardening issue): an
+/// attempt whose executor panicked was dropped by the engine's join loop:
+/// its guard ticket never came back, `in_flight` never fell and the
+/// incident's key stayed taken, so healing of that target stalled for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_attempt_returns_its_ticket_is_recorded_failed_and_healing_goes_on() {
+    let mut c = config(None);
+    c.guard.max_concurrent = 1;
+    let mut engine = start(c, Some(Arc::new(PanicsOnce(false.into()))));
+    let first = engine
+        .handle
+        .manual("web".into(), command(&["true"]))
+        .await
+        .expect("engine");
+    let records = engine
+        .until(|r| {
+            r.iter()
+                .any(|r| r.incident == first && r.outcome == RecordOutcome::GaveUp)
+        })
+        .await;
+    let failed = records
+        .iter()
+        .find(|r| r.incident == first && r.outcome == RecordOutcome::Failed)
+        .unwrap_or_else(|| panic!("the panicked attempt was not recorded: {records:?}"));
+    assert!(failed.reason.contains("panicked"), "{}", failed.reason);
+    assert!(
+        failed.reason.contains("the executor broke"),
+        "{}",
+        failed.reason
+    );
+    let status = engine.handle.status().await.expect("status");
+    assert_eq!(status.in_flight, 0, "the ticket was not returned");
+    assert_eq!(status.open_incidents, 0, "the incident is still open");
+
+    // The same target again, with the only slot: handled.
+    let second = engine
+        .handle
+        .manual("web".into(), command(&["true"]))
+        .await
+        .expect("engine");
+    engine
+        .until(|r| {
+            r.iter()
+                .any(|r| r.incident == second && r.outcome == RecordOutcome::Healed)
+        })
+        .await;
+    assert_eq!(
+        engine.of(second),
+        vec!["none:decided", "command:succeeded", "command:healed"]
+    );
+}
+
+/// Regression (defect 2 of the hardening issue): events of a container
+/// already being healed left no record at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_unhealthy_episode_gets_a_decision_or_a_skip_and_duplicates_are_one() {
+    struct Slow;
+    impl Executor for Slow {
+        fn execute<'a>(
+            &'a self,
+            _ctx: &'a ExecContext,
+            _spec: &'a ActionSpec,
+            _target: &'a str,
+        ) -> BoxFuture<'a, Result<String, ExecError>> {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Err(ExecError::Failed("still broken".into()))
+            })
+        }
+    }
+    let mut engine = start(config(None), Some(Arc::new(Slow)));
+    // One episode reported twice (the stream, then the poller): one decision.
+    assert!(engine.handle.trigger(unhealthy()));
+    assert!(engine.handle.trigger(unhealthy()));
+    // A second episode while the first incident still runs: a skip that
+    // names the incident.
+    assert!(engine.handle.trigger(event(EventKind::Health {
+        status: ContainerHealth::Healthy
+    })));
+    assert!(engine.handle.trigger(unhealthy()));
+    let records = engine
+        .until(|r| r.iter().any(|r| r.outcome == RecordOutcome::Skipped))
+        .await;
+    let decided = records
+        .iter()
+        .filter(|r| r.outcome == RecordOutcome::Decided)
+        .count();
+    assert_eq!(decided, 1, "{records:?}");
+    let skip = records
+        .iter()
+        .find(|r| r.outcome == RecordOutcome::Skipped)
+        .expect("a skip");
+    assert!(
+        skip.reason.contains("already handling web"),
+        "{}",
+        skip.reason
+    );
+    let _ = Reply::ok("");
 }

@@ -1,11 +1,13 @@
 //! Executors against the real thing: redis-server and memcached started on
-//! free loopback ports, real child processes, real signals.
+//! free loopback ports, real child processes, real signals. Skipped, saying
+//! why, where redis-server or memcached is not installed.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use aegis_core::config::HostPort;
 use aegis_heal::exec::memcached::{self, MemcachedFlush};
 use aegis_heal::exec::process::{launched, run_command, RunCommand};
 use aegis_heal::exec::redis::{self, RedisFlush};
@@ -13,63 +15,23 @@ use aegis_heal::exec::service::{self, ServiceRestart};
 use aegis_heal::exec::signal::{self, read_stat, SignalName, SignalProcess};
 use aegis_heal::exec::{ExecError, Secret};
 use aegis_heal::guard::{Guard, GuardConfig, Outcome, Skip};
-use std::io::{BufRead, BufReader, Write};
+use aegis_testkit::{free_port, ChildGuard};
 
 const T: Duration = Duration::from_secs(5);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+fn address(port: u16) -> HostPort {
+    format!("127.0.0.1:{port}").parse().expect("an address")
 }
 
-/// A server process killed when the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(program: &str, args: &[&str], port: u16) -> Server {
-    let child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {program} ({e}); scripts/test.sh installs it"));
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{program} did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
-}
-
-fn redis(password: Option<&str>) -> (Server, u16) {
-    let port = free_port();
-    let p = port.to_string();
-    let mut args = vec![
-        "--port",
-        &p,
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ];
-    if let Some(pw) = password {
-        args.extend(["--requirepass", pw]);
-    }
-    (start("redis-server", &args, port), port)
+/// A redis-server (with a password, when given) and its port; `None` when
+/// it is not installed (the test is skipped).
+fn redis(password: Option<&str>) -> Option<(aegis_testkit::Server, u16)> {
+    let extra: Vec<&str> = password
+        .map(|p| vec!["--requirepass", p])
+        .unwrap_or_default();
+    let server = aegis_testkit::redis(&extra)?;
+    let port = server.addr.port();
+    Some((server, port))
 }
 
 /// A blocking RESP client for checking what the executor did.
@@ -94,7 +56,9 @@ fn redis_cmd(port: u16, cmds: &[&[&str]]) -> Vec<String> {
 
 #[tokio::test]
 async fn redis_flushdb_with_password_empties_only_the_chosen_db() {
-    let (_server, port) = redis(Some("s3cret"));
+    let Some((_server, port)) = redis(Some("s3cret")) else {
+        return;
+    };
     let setup = redis_cmd(
         port,
         &[
@@ -106,7 +70,7 @@ async fn redis_flushdb_with_password_empties_only_the_chosen_db() {
     );
     assert!(setup.iter().all(|r| r == "+OK"), "{setup:?}");
     let flush = RedisFlush {
-        address: format!("127.0.0.1:{port}"),
+        address: address(port),
         db: 0,
         all: false,
         username: None,
@@ -137,7 +101,9 @@ async fn redis_flushdb_with_password_empties_only_the_chosen_db() {
 
 #[tokio::test]
 async fn redis_acl_user_can_flush() {
-    let (_server, port) = redis(None);
+    let Some((_server, port)) = redis(None) else {
+        return;
+    };
     let acl = redis_cmd(
         port,
         &[
@@ -155,7 +121,7 @@ async fn redis_acl_user_can_flush() {
     );
     assert_eq!(acl, vec!["+OK", "+OK"]);
     let flush = RedisFlush {
-        address: format!("127.0.0.1:{port}"),
+        address: address(port),
         db: 0,
         all: false,
         username: Some("healer".into()),
@@ -167,9 +133,11 @@ async fn redis_acl_user_can_flush() {
 
 #[tokio::test]
 async fn redis_wrong_password_and_closed_port_fail_clearly_and_feed_the_breaker() {
-    let (_server, port) = redis(Some("right"));
+    let Some((_server, port)) = redis(Some("right")) else {
+        return;
+    };
     let wrong = RedisFlush {
-        address: format!("127.0.0.1:{port}"),
+        address: address(port),
         db: 0,
         all: false,
         username: None,
@@ -185,7 +153,7 @@ async fn redis_wrong_password_and_closed_port_fail_clearly_and_feed_the_breaker(
     assert!(!format!("{wrong:?}").contains("wrong\""));
 
     let closed = RedisFlush {
-        address: format!("127.0.0.1:{}", free_port()),
+        address: address(free_port()),
         password: None,
         ..wrong
     };
@@ -228,22 +196,19 @@ fn memcached_cmd(port: u16, cmd: &str) -> String {
 
 #[tokio::test]
 async fn memcached_flush_all_empties_the_cache_and_a_closed_port_fails() {
-    let port = free_port();
-    let p = port.to_string();
-    let mut args = vec!["-p", &p, "-l", "127.0.0.1", "-U", "0"];
-    if nix::unistd::Uid::effective().is_root() {
-        args.extend(["-u", "root"]);
-    }
-    let _server = start("memcached", &args, port);
+    let Some(server) = aegis_testkit::memcached() else {
+        return;
+    };
+    let port = server.addr.port();
     assert_eq!(memcached_cmd(port, "set k 0 0 1\r\nv\r\n"), "STORED");
     let flush = MemcachedFlush {
-        address: format!("127.0.0.1:{port}"),
+        address: address(port),
     };
     assert!(memcached::run(&flush, T).await.is_ok());
     assert_eq!(memcached_cmd(port, "get k\r\n"), "END");
 
     let closed = MemcachedFlush {
-        address: format!("127.0.0.1:{}", free_port()),
+        address: address(free_port()),
     };
     let err = memcached::run(&closed, T).await.expect_err("closed");
     assert!(
@@ -342,10 +307,8 @@ async fn service_restart_says_systemd_unavailable_without_systemd() {
 #[test]
 fn signals_go_by_pid_and_start_time_and_a_recycled_pid_is_refused() {
     let proc_root = Path::new("/proc");
-    let mut child = Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .expect("spawn sleep");
+    let mut guard = ChildGuard::spawn(Command::new("sleep").arg("30")).expect("spawn sleep");
+    let child = &mut guard.child;
     let pid = child.id() as i32;
     let stat = read_stat(proc_root, pid).expect("stat of the child");
     assert_eq!(stat.comm, "sleep");

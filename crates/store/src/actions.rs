@@ -1,7 +1,6 @@
 //! Healing records in SQLite: every decision, skip, attempt and verdict.
 
-pub use aegis_core::status::ActionQuery;
-use aegis_core::status::ActionRecord;
+use aegis_core::status::{ActionQuery, ActionRecord, RecordOutcome};
 use rusqlite::{params, Connection};
 
 /// Stores one record; returns its id.
@@ -15,7 +14,7 @@ pub fn insert(conn: &Connection, r: &ActionRecord) -> Result<i64, rusqlite::Erro
         r.anomaly_id,
         r.target,
         r.action,
-        r.outcome,
+        r.outcome.as_str(),
         r.reason,
         r.attempt,
         r.duration_ms,
@@ -67,7 +66,18 @@ pub fn attempts_since(
     rows.collect()
 }
 
-fn record_of(row: &rusqlite::Row<'_>) -> Result<ActionRecord, rusqlite::Error> {
+/// A text column that must parse as `T`.
+pub(crate) fn parsed<T: std::str::FromStr<Err = String>>(
+    row: &rusqlite::Row<'_>,
+    i: usize,
+) -> Result<T, rusqlite::Error> {
+    let text: String = row.get(i)?;
+    text.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+pub(crate) fn record_of(row: &rusqlite::Row<'_>) -> Result<ActionRecord, rusqlite::Error> {
     let detail: String = row.get(10)?;
     Ok(ActionRecord {
         id: row.get(0)?,
@@ -76,7 +86,7 @@ fn record_of(row: &rusqlite::Row<'_>) -> Result<ActionRecord, rusqlite::Error> {
         anomaly_id: row.get(3)?,
         target: row.get(4)?,
         action: row.get(5)?,
-        outcome: row.get(6)?,
+        outcome: parsed::<RecordOutcome>(row, 6)?,
         reason: row.get(7)?,
         attempt: row.get(8)?,
         duration_ms: row.get(9)?,
@@ -89,6 +99,7 @@ mod tests {
     use super::*;
 
     fn record(at_ms: i64, outcome: &str, attempt: u32) -> ActionRecord {
+        let outcome: RecordOutcome = outcome.parse().expect("an outcome");
         ActionRecord {
             id: 0,
             at_ms,
@@ -101,7 +112,7 @@ mod tests {
                 "none"
             }
             .into(),
-            outcome: outcome.into(),
+            outcome,
             reason: String::new(),
             attempt,
             duration_ms: None,
@@ -125,7 +136,7 @@ mod tests {
         let got: Vec<(i64, String)> = attempts_since(&conn, 5_000)
             .expect("query")
             .into_iter()
-            .map(|r| (r.at_ms, r.outcome))
+            .map(|r| (r.at_ms, r.outcome.to_string()))
             .collect();
         assert_eq!(
             got,

@@ -17,7 +17,7 @@ pub fn insert(conn: &Connection, a: &AnomalyRecord) -> Result<(), rusqlite::Erro
         a.series,
         a.target,
         a.kind,
-        a.severity,
+        a.severity.as_str(),
         a.score,
         a.explanation,
         a.detail.to_string()
@@ -77,7 +77,17 @@ pub fn list(conn: &Connection, q: &AnomalyQuery) -> Result<Vec<AnomalyRecord>, r
                 series: row.get(3)?,
                 target: row.get(4)?,
                 kind: row.get(5)?,
-                severity: row.get(6)?,
+                severity: {
+                    let text: String = row.get(6)?;
+                    text.parse()
+                        .map_err(|e: aegis_core::severity::UnknownSeverity| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                6,
+                                rusqlite::types::Type::Text,
+                                Box::new(e),
+                            )
+                        })?
+                },
                 score: row.get(7)?,
                 explanation: row.get(8)?,
                 detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),

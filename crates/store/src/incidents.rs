@@ -2,30 +2,42 @@
 //! with the healing records it caused, or a healing started by a container
 //! event with its records.
 
-use aegis_core::status::{ActionRecord, AnomalyQuery, Incident, IncidentQuery};
+use aegis_core::status::{
+    ActionQuery, ActionRecord, AnomalyQuery, Incident, IncidentQuery, IncidentStatus, RecordOutcome,
+};
+use aegis_core::Severity;
 use rusqlite::{params, Connection};
 
-use crate::actions::{self, ActionQuery};
+use crate::actions;
 use crate::anomalies;
 
-fn rank(severity: &str) -> u8 {
-    match severity {
-        "critical" => 2,
-        "warning" => 1,
-        _ => 0,
-    }
-}
-
-/// The status an incident's records end in.
-fn status_of(open: bool, actions: &[ActionRecord]) -> String {
-    let last_verdict = actions.iter().rev().find(|a| {
-        ["healed", "not_healed", "gave_up", "skipped", "dry_run"].contains(&a.outcome.as_str())
+/// Where an incident stands, from its records (oldest first). `open`: its
+/// anomaly is still open, or (healing incidents) nothing has ended it yet.
+fn status_of(open: bool, actions: &[ActionRecord]) -> IncidentStatus {
+    // A skip that names another incident ("already handling it") is news
+    // about a duplicate event, not about this incident's end.
+    let last = actions.iter().rev().find(|a| {
+        a.detail.get("duplicate_of").is_none()
+            && matches!(
+                a.outcome,
+                RecordOutcome::Healed
+                    | RecordOutcome::NotHealed
+                    | RecordOutcome::GaveUp
+                    | RecordOutcome::Skipped
+                    | RecordOutcome::DryRun
+            )
     });
-    match (open, last_verdict) {
-        (_, Some(a)) if a.outcome == "healed" || a.outcome == "gave_up" => a.outcome.clone(),
-        (true, _) => "open".into(),
-        (false, Some(a)) => a.outcome.clone(),
-        (false, None) => "closed".into(),
+    let ends_by_guard = |a: &ActionRecord| {
+        a.outcome == RecordOutcome::Skipped && matches!(a.reason.as_str(), "paused" | "maintenance")
+    };
+    match last {
+        Some(a) if a.outcome == RecordOutcome::Healed => IncidentStatus::Healed,
+        Some(a) if a.outcome == RecordOutcome::GaveUp => IncidentStatus::GaveUp,
+        Some(a) if a.outcome == RecordOutcome::DryRun => IncidentStatus::DryRun,
+        Some(a) if ends_by_guard(a) => IncidentStatus::Skipped,
+        _ if open => IncidentStatus::Open,
+        Some(a) if a.outcome == RecordOutcome::NotHealed => IncidentStatus::NotHealed,
+        _ => IncidentStatus::Closed,
     }
 }
 
@@ -57,7 +69,7 @@ pub fn list(conn: &Connection, q: &IncidentQuery) -> Result<Vec<Incident>, rusql
                 "{} {} on {}: {}",
                 a.severity, a.kind, a.series, a.explanation
             ),
-            severity: a.severity.clone(),
+            severity: a.severity,
             target,
             anomaly: Some(a),
             actions: acts,
@@ -87,13 +99,13 @@ pub fn list(conn: &Connection, q: &IncidentQuery) -> Result<Vec<Incident>, rusql
         let target = acts.first().map(|a| a.target.clone()).unwrap_or_default();
         let why = acts.first().map(|a| a.reason.clone()).unwrap_or_default();
         let status = status_of(true, &acts);
-        let ended = (status != "open").then_some(last);
+        let ended = (status != IncidentStatus::Open).then_some(last);
         out.push(Incident {
             id: format!("healing-{incident}"),
             started_ms: started,
             ended_ms: ended,
             target: target.clone(),
-            severity: "warning".into(),
+            severity: Severity::Warning,
             summary: format!("healing of {target}: {why}"),
             status,
             anomaly: None,
@@ -105,10 +117,9 @@ pub fn list(conn: &Connection, q: &IncidentQuery) -> Result<Vec<Incident>, rusql
             && q.target.as_ref().is_none_or(|t| {
                 i.target == *t || i.anomaly.as_ref().is_some_and(|a| a.series == *t)
             })
-            && q.min_severity
-                .as_ref()
-                .is_none_or(|m| rank(&i.severity) >= rank(m))
-            && q.open.is_none_or(|open| (i.status == "open") == open)
+            && q.min_severity.is_none_or(|m| i.severity >= m)
+            && q.open
+                .is_none_or(|open| (i.status == IncidentStatus::Open) == open)
     });
     out.sort_by(|a, b| b.started_ms.cmp(&a.started_ms).then(b.id.cmp(&a.id)));
     Ok(out

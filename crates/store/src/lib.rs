@@ -1,34 +1,49 @@
 //! The SQLite store: one thread owns the connection and is the only writer.
 //!
-//! Other tasks hold a [`StoreHandle`] and send it work on a bounded queue:
+//! Other tasks hold a [`StoreHandle`] and ask it in the store's own terms:
 //! batches of observations (folded into per-minute rollups and committed
-//! every `flush_interval`, so a crash loses at most that much) and queries
-//! (closures run on the store thread, answered on a oneshot). When the queue
-//! is full, a batch is shed and counted rather than stalling the pipeline.
+//! every `flush_interval`, so a crash loses at most that much), events that
+//! must never be lost ([`StoreEvent`]: anomalies, healing records), and
+//! typed reads (anomalies, incidents, actions, minutes) answered on a
+//! oneshot. Nobody outside this crate sees SQL or the connection.
+//!
+//! Observations are shed, and counted, when the queue is three quarters
+//! full: a slow disk must not stall the pipeline. Events are never shed for
+//! room: they wait in memory, in order, until a commit holds them. A full
+//! disk fails commits; what waits is kept and committed when space returns
+//! (the status says `disk_full` meanwhile), and only at the events' bound
+//! is anything let go, counted as lost records.
 //!
 //! The file is in WAL mode with `synchronous = NORMAL`: a killed process
-//! never corrupts it, and at most the uncommitted interval is lost.
-//! Retention by age and by size runs on its own schedule; `auto_vacuum =
-//! INCREMENTAL` lets the file shrink after old rows go.
+//! never corrupts it, and at most the uncommitted interval is lost. The
+//! write-ahead log is checkpointed and truncated past 1 MiB. Retention by
+//! age and by size runs on its own schedule; `auto_vacuum = INCREMENTAL`
+//! lets the file shrink after old rows go.
 
-pub mod actions;
-pub mod anomalies;
-pub mod incidents;
+mod actions;
+mod anomalies;
+mod events;
+mod incidents;
+mod rollup;
 mod schema;
+mod writer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aegis_core::status::{BufferStatus, StoreStatus};
-use aegis_core::{Clock, Observation, Reading, SeriesKey};
-use rusqlite::{params, Connection, OptionalExtension};
+use aegis_core::status::{
+    ActionQuery, ActionRecord, AnomalyQuery, AnomalyRecord, BufferStatus, Incident, IncidentQuery,
+    StoreStatus,
+};
+use aegis_core::{Clock, Observation};
+use rusqlite::Connection;
 
-pub use rusqlite;
+pub use events::StoreEvent;
+pub use rollup::{file_size, MinutePoint};
 pub use schema::SCHEMA_VERSION;
 
 /// What can go wrong with the store.
@@ -44,6 +59,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// The database cannot be opened, and why in words.
+    #[error("cannot open the database {path}: {why}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
     },
     /// The database was written by a newer version.
     #[error("database schema version {found} is newer than this build supports ({supported})")]
@@ -74,6 +97,8 @@ pub struct StoreOptions {
     pub retention_interval: Duration,
     /// Commands waiting for the store thread at most.
     pub queue_capacity: usize,
+    /// Events (anomalies, healing records) waiting for a commit at most.
+    pub event_capacity: usize,
 }
 
 impl Default for StoreOptions {
@@ -84,6 +109,7 @@ impl Default for StoreOptions {
             retention_max_size: 256 << 20,
             retention_interval: Duration::from_secs(300),
             queue_capacity: 1024,
+            event_capacity: 100_000,
         }
     }
 }
@@ -95,11 +121,13 @@ enum Command {
     Query(Query),
     Flush(tokio::sync::oneshot::Sender<()>),
     Retention,
-    Shutdown,
+    /// Look at the stop flag now.
+    Wake,
 }
 
+/// Figures the store thread and the handles share.
 #[derive(Debug, Default)]
-struct Stats {
+struct Shared {
     size_bytes: AtomicU64,
     last_flush_ms: AtomicI64,
     write_errors: AtomicU64,
@@ -107,13 +135,16 @@ struct Stats {
     dropped: AtomicU64,
     retention_deleted: AtomicU64,
     rows_written: AtomicU64,
+    disk_full: AtomicBool,
+    stopping: AtomicBool,
 }
 
 /// A cloneable handle to the store thread.
 #[derive(Clone)]
 pub struct StoreHandle {
     tx: SyncSender<Command>,
-    stats: Arc<Stats>,
+    shared: Arc<Shared>,
+    events: Arc<events::EventQueue>,
     path: Arc<PathBuf>,
     capacity: usize,
 }
@@ -126,22 +157,33 @@ impl std::fmt::Debug for StoreHandle {
     }
 }
 
-/// The store thread; join it after [`StoreHandle::shutdown`].
+/// The store thread; wait for it after [`StoreHandle::shutdown`].
 #[derive(Debug)]
-pub struct StoreThread(JoinHandle<()>);
+pub struct StoreThread {
+    thread: JoinHandle<()>,
+    done: tokio::sync::oneshot::Receiver<()>,
+}
 
 impl StoreThread {
-    /// Waits for the thread to finish its last flush, up to `deadline`.
-    /// Returns whether it finished in time.
+    /// Waits, without blocking the runtime, for the thread's last commit,
+    /// up to `deadline`. Returns whether it finished in time.
+    pub async fn wait(self, deadline: Duration) -> bool {
+        let finished = tokio::time::timeout(deadline, self.done).await.is_ok();
+        // The thread has sent its last word: joining it is instant.
+        finished && self.thread.join().is_ok()
+    }
+
+    /// Blocks the calling thread until the thread ends or `deadline`
+    /// passes (for callers outside a runtime).
     pub fn join_within(self, deadline: Duration) -> bool {
         let start = std::time::Instant::now();
-        while !self.0.is_finished() {
+        while !self.thread.is_finished() {
             if start.elapsed() >= deadline {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        self.0.join().is_ok()
+        self.thread.join().is_ok()
     }
 }
 
@@ -160,96 +202,184 @@ pub fn open(
     }
     let conn = open_connection(path)?;
     let (tx, rx) = sync_channel(options.queue_capacity.max(1));
-    let stats = Arc::new(Stats::default());
+    let shared = Arc::new(Shared::default());
+    let events = Arc::new(events::EventQueue::new(options.event_capacity));
     let handle = StoreHandle {
         tx,
-        stats: Arc::clone(&stats),
+        shared: Arc::clone(&shared),
+        events: Arc::clone(&events),
         path: Arc::new(path.to_path_buf()),
         capacity: options.queue_capacity.max(1),
     };
-    let writer = Writer {
-        conn,
-        path: path.to_path_buf(),
-        options,
-        clock,
-        stats,
-        pending: HashMap::new(),
-        series_ids: HashMap::new(),
-    };
+    let writer = writer::Writer::new(conn, path.to_path_buf(), options, clock, shared, events);
     writer.refresh_size();
+    let (done_tx, done) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("aegis-store".into())
-        .spawn(move || writer.run(rx))
+        .spawn(move || writer.run(rx, done_tx))
         .map_err(|source| StoreError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-    Ok((handle, StoreThread(thread)))
+    Ok((handle, StoreThread { thread, done }))
+}
+
+/// Says in words why SQLite could not open `path`.
+fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        _ => None,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let why = match code {
+        Some(rusqlite::ErrorCode::ReadOnly) => format!("{} is read-only", dir.display()),
+        Some(rusqlite::ErrorCode::CannotOpen) => match std::fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => format!("{} is not a directory", dir.display()),
+            Ok(m) if m.permissions().readonly() => {
+                format!("{} is read-only", dir.display())
+            }
+            Ok(_) => match tempfile_probe(dir) {
+                Some(why) => why,
+                None => format!("SQLite cannot open the file ({e})"),
+            },
+            Err(err) => format!("{}: {err}", dir.display()),
+        },
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            "the file is not an SQLite database (move it away, or set store.path)".into()
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => "the disk is full".into(),
+        _ => return StoreError::Sqlite(e),
+    };
+    StoreError::Open {
+        path: path.to_path_buf(),
+        why,
+    }
+}
+
+/// Why nothing can be created in `dir`, if nothing can.
+fn tempfile_probe(dir: &Path) -> Option<String> {
+    let probe = dir.join(".aegis-write-probe");
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if e.raw_os_error() == Some(libc_erofs()) => {
+            Some(format!("{} is on a read-only file system", dir.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Some(format!("{} is not writable by this user", dir.display()))
+        }
+        Err(e) => Some(format!("{}: {e}", dir.display())),
+    }
+}
+
+/// EROFS on Linux.
+const fn libc_erofs() -> i32 {
+    30
 }
 
 /// Opens a connection with the agent's pragmas and the current schema.
 pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    // Must precede the first table: it decides how the file is laid out.
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
+    let mut conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    let prepare = |conn: &mut Connection| -> Result<(), rusqlite::Error> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // Must precede the first table: it decides how the file is laid out.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        // Checkpoint at 1 MiB and truncate the log after it.
+        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
+        conn.pragma_update(None, "journal_size_limit", 1 << 20)?;
+        Ok(())
+    };
+    prepare(&mut conn).map_err(|e| open_error(path, e))?;
     schema::migrate(&mut conn)?;
     Ok(conn)
 }
 
 impl StoreHandle {
     /// Queues a batch of observations; sheds it (counted) when the queue is
-    /// three quarters full, so the last quarter stays free for events
-    /// (anomalies, actions) and queries.
+    /// three quarters full, so the last quarter stays free for reads.
     pub fn record(&self, batch: Vec<Observation>) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let n = batch.len() as u64;
-        let queued = self.stats.queued.load(Ordering::Relaxed) as usize;
+        let queued = self.shared.queued.load(Ordering::Relaxed) as usize;
         let result = if queued >= self.capacity - self.capacity / 4 {
             Err(StoreError::Busy)
         } else {
             self.send(Command::Observations(batch))
         };
         result.inspect_err(|_| {
-            self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+            self.shared.dropped.fetch_add(n, Ordering::Relaxed);
         })
     }
 
-    /// Queues a write without waiting for it (an anomaly opening, say). A
-    /// failure is logged and counted as a write error on the store thread.
-    pub fn write(
-        &self,
-        what: &'static str,
-        f: impl FnOnce(&mut Connection) -> Result<(), rusqlite::Error> + Send + 'static,
-    ) -> Result<(), StoreError> {
-        let stats = Arc::clone(&self.stats);
-        self.send(Command::Query(Box::new(move |conn| {
-            if let Err(e) = f(conn) {
-                stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(what, error = %e, "store write failed");
-            }
-        })))
-        .inspect_err(|e| {
-            self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(what, error = %e, "store write not queued");
-        })
+    /// Keeps an event until a commit holds it. Never blocks, never refuses:
+    /// only at the events' bound does the oldest go, counted as lost.
+    pub fn append(&self, event: StoreEvent) {
+        self.events.push(event);
     }
 
     /// Runs `f` on the store thread and returns its result.
-    pub async fn query<R: Send + 'static>(
+    async fn query<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> R + Send + 'static,
+        f: impl FnOnce(&mut Connection) -> Result<R, rusqlite::Error> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.send(Command::Query(Box::new(move |conn| {
             let _ = reply.send(f(conn));
         })))?;
-        rx.await.map_err(|_| StoreError::Closed)
+        Ok(rx.await.map_err(|_| StoreError::Closed)??)
+    }
+
+    /// Anomalies, newest first.
+    pub async fn anomalies(&self, q: AnomalyQuery) -> Result<Vec<AnomalyRecord>, StoreError> {
+        self.query(move |c| anomalies::list(c, &q)).await
+    }
+
+    /// Incidents, newest first.
+    pub async fn incidents(&self, q: IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        self.query(move |c| incidents::list(c, &q)).await
+    }
+
+    /// Healing records, newest first.
+    pub async fn actions(&self, q: ActionQuery) -> Result<Vec<ActionRecord>, StoreError> {
+        self.query(move |c| actions::list(c, &q)).await
+    }
+
+    /// The attempts since `since_ms`, oldest first (what a new run hands
+    /// its guard; bounded by the host budget, however many records surround
+    /// them).
+    pub async fn attempts_since(&self, since_ms: i64) -> Result<Vec<ActionRecord>, StoreError> {
+        self.query(move |c| actions::attempts_since(c, since_ms))
+            .await
+    }
+
+    /// The next free anomaly id and incident id.
+    pub async fn next_ids(&self) -> Result<(i64, i64), StoreError> {
+        self.query(|c| Ok((anomalies::next_id(c)?, actions::next_incident(c)?)))
+            .await
+    }
+
+    /// Closes the anomalies a previous run left open (it stopped while they
+    /// were open); how many.
+    pub async fn close_stale_anomalies(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.query(move |c| anomalies::close_stale(c, now_ms)).await
+    }
+
+    /// The stored per-minute history of one series since `since_ms`.
+    pub async fn minutes(
+        &self,
+        series: &str,
+        since_ms: i64,
+    ) -> Result<Vec<MinutePoint>, StoreError> {
+        let series = series.to_string();
+        self.query(move |c| rollup::minutes(c, &series, since_ms))
+            .await
     }
 
     /// Commits everything pending now and waits for it.
@@ -264,29 +394,20 @@ impl StoreHandle {
         self.send(Command::Retention)
     }
 
-    /// Asks the thread to commit what is pending and stop. Waits for queue
-    /// room for up to a second, since this message must not be lost.
+    /// Tells the thread to commit what is pending and stop. Returns at
+    /// once; wait with [`StoreThread::wait`]. Commands already queued are
+    /// still served.
     pub fn shutdown(&self) {
-        let mut cmd = Command::Shutdown;
-        for _ in 0..100 {
-            match self.tx.try_send(cmd) {
-                Ok(()) => {
-                    self.stats.queued.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Err(TrySendError::Full(c)) => {
-                    cmd = c;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-        }
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wakes the thread at once if there is room; if the queue is full
+        // the thread is busy and sees the flag after its current command.
+        let _ = self.send(Command::Wake);
     }
 
     fn send(&self, cmd: Command) -> Result<(), StoreError> {
         match self.tx.try_send(cmd) {
             Ok(()) => {
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                self.shared.queued.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Err(TrySendError::Full(_)) => Err(StoreError::Busy),
@@ -296,355 +417,35 @@ impl StoreHandle {
 
     /// The store's figures for the status page.
     pub fn status(&self) -> StoreStatus {
-        let last = self.stats.last_flush_ms.load(Ordering::Relaxed);
+        let last = self.shared.last_flush_ms.load(Ordering::Relaxed);
         StoreStatus {
             path: self.path.display().to_string(),
-            size_bytes: self.stats.size_bytes.load(Ordering::Relaxed),
+            size_bytes: self.shared.size_bytes.load(Ordering::Relaxed),
             last_flush_ms: (last > 0).then_some(last),
-            write_errors: self.stats.write_errors.load(Ordering::Relaxed),
+            write_errors: self.shared.write_errors.load(Ordering::Relaxed),
             queue: BufferStatus {
-                len: self.stats.queued.load(Ordering::Relaxed),
+                len: self.shared.queued.load(Ordering::Relaxed),
                 capacity: self.capacity as u64,
-                dropped: self.stats.dropped.load(Ordering::Relaxed),
+                dropped: self.shared.dropped.load(Ordering::Relaxed),
             },
-            retention_deleted_rows: self.stats.retention_deleted.load(Ordering::Relaxed),
+            retention_deleted_rows: self.shared.retention_deleted.load(Ordering::Relaxed),
+            disk_full: self.shared.disk_full.load(Ordering::Relaxed),
+            events: BufferStatus {
+                len: self.events.len() as u64,
+                capacity: self.events.capacity() as u64,
+                dropped: self.events.lost(),
+            },
+            lost_records: self.events.lost_actions(),
         }
     }
 
     /// Rollup rows written since start.
     pub fn rows_written(&self) -> u64 {
-        self.stats.rows_written.load(Ordering::Relaxed)
+        self.shared.rows_written.load(Ordering::Relaxed)
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
-
-/// One minute of one series, accumulated since the last commit.
-#[derive(Debug, Clone, Copy)]
-struct Rollup {
-    count: u64,
-    resets: u64,
-    sum: f64,
-    min: Option<f64>,
-    max: Option<f64>,
-    last: Option<f64>,
-    last_at: i64,
-}
-
-/// Most (series, minute) rollups held before an early commit: bounds the
-/// writer's memory whatever the input rate or the number of series.
-const MAX_PENDING: usize = 50_000;
-
-/// Most series ids cached by name before the cache is emptied.
-const MAX_SERIES_IDS: usize = 20_000;
-
-struct Writer {
-    conn: Connection,
-    path: PathBuf,
-    options: StoreOptions,
-    clock: Arc<dyn Clock>,
-    stats: Arc<Stats>,
-    pending: HashMap<(SeriesKey, i64), Rollup>,
-    series_ids: HashMap<SeriesKey, i64>,
-}
-
-impl Writer {
-    fn run(mut self, rx: Receiver<Command>) {
-        let mut next_flush = self.clock.monotonic() + self.options.flush_interval;
-        let mut next_retention = self.clock.monotonic() + Duration::from_secs(1);
-        loop {
-            let now = self.clock.monotonic();
-            let wait = next_flush.min(next_retention).saturating_sub(now);
-            match rx.recv_timeout(wait) {
-                Ok(cmd) => {
-                    self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                    match cmd {
-                        Command::Observations(batch) => self.fold(batch),
-                        Command::Query(f) => f(&mut self.conn),
-                        Command::Flush(reply) => {
-                            self.flush();
-                            let _ = reply.send(());
-                        }
-                        Command::Retention => self.retention(),
-                        Command::Shutdown => break,
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            let now = self.clock.monotonic();
-            if now >= next_flush || self.pending.len() >= MAX_PENDING {
-                self.flush();
-                next_flush = now + self.options.flush_interval;
-            }
-            if now >= next_retention {
-                self.retention();
-                next_retention = now + self.options.retention_interval;
-            }
-        }
-        self.flush();
-        if let Err(e) = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
-            tracing::warn!(error = %e, "final checkpoint failed");
-        }
-        tracing::debug!(path = %self.path.display(), "store closed");
-    }
-
-    fn fold(&mut self, batch: Vec<Observation>) {
-        for obs in batch {
-            let minute = obs.at_ms.div_euclid(60_000) * 60_000;
-            let r = self.pending.entry((obs.series, minute)).or_insert(Rollup {
-                count: 0,
-                resets: 0,
-                sum: 0.0,
-                min: None,
-                max: None,
-                last: None,
-                last_at: i64::MIN,
-            });
-            match obs.reading {
-                Reading::Value(v) if v.is_finite() => {
-                    r.count += 1;
-                    r.sum += v;
-                    r.min = Some(r.min.map_or(v, |m| m.min(v)));
-                    r.max = Some(r.max.map_or(v, |m| m.max(v)));
-                    if obs.at_ms >= r.last_at {
-                        r.last = Some(v);
-                        r.last_at = obs.at_ms;
-                    }
-                }
-                Reading::Value(_) => {}
-                Reading::CounterReset => r.resets += 1,
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        match self.write_pending() {
-            Ok(rows) => {
-                self.pending.clear();
-                self.stats.rows_written.fetch_add(rows, Ordering::Relaxed);
-                self.stats
-                    .last_flush_ms
-                    .store(self.clock.wall_ms(), Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, pending = self.pending.len(), "store commit failed; will retry");
-                // Keep the data for the next try, within the bound.
-                if self.pending.len() >= MAX_PENDING {
-                    let n = self.pending.len() as u64;
-                    self.pending.clear();
-                    self.stats.dropped.fetch_add(n, Ordering::Relaxed);
-                }
-            }
-        }
-        self.refresh_size();
-    }
-
-    fn write_pending(&mut self) -> Result<u64, rusqlite::Error> {
-        let tx = self.conn.transaction()?;
-        let mut rows = 0;
-        {
-            let mut find = tx.prepare_cached("SELECT id FROM series WHERE name = ?1")?;
-            let mut insert = tx.prepare_cached("INSERT INTO series(name) VALUES (?1)")?;
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO rollup_1m(series_id, minute_ms, count, resets, sum, min, max, last)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(series_id, minute_ms) DO UPDATE SET
-                    count = count + excluded.count,
-                    resets = resets + excluded.resets,
-                    sum = sum + excluded.sum,
-                    min = CASE WHEN min IS NULL OR excluded.min < min THEN excluded.min ELSE min END,
-                    max = CASE WHEN max IS NULL OR excluded.max > max THEN excluded.max ELSE max END,
-                    last = COALESCE(excluded.last, last)",
-            )?;
-            if self.series_ids.len() > MAX_SERIES_IDS {
-                self.series_ids.clear();
-            }
-            for ((series, minute), r) in &self.pending {
-                let id = match self.series_ids.get(series) {
-                    Some(id) => *id,
-                    None => {
-                        let name = series.to_string();
-                        let id = match find.query_row([&name], |row| row.get(0)).optional()? {
-                            Some(id) => id,
-                            None => {
-                                insert.execute([&name])?;
-                                tx.last_insert_rowid()
-                            }
-                        };
-                        self.series_ids.insert(series.clone(), id);
-                        id
-                    }
-                };
-                upsert.execute(params![
-                    id,
-                    minute,
-                    r.count as i64,
-                    r.resets as i64,
-                    r.sum,
-                    r.min,
-                    r.max,
-                    r.last
-                ])?;
-                rows += 1;
-            }
-        }
-        tx.commit()?;
-        Ok(rows)
-    }
-
-    fn refresh_size(&self) {
-        let size = file_size(&self.path);
-        self.stats.size_bytes.store(size, Ordering::Relaxed);
-    }
-
-    fn retention(&mut self) {
-        // Pending rows first, so retention sees and counts everything.
-        self.flush();
-        match self.apply_retention() {
-            Ok(deleted) => {
-                if deleted > 0 {
-                    tracing::info!(deleted, "retention removed old rows");
-                }
-                self.stats
-                    .retention_deleted
-                    .fetch_add(deleted, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "retention failed");
-            }
-        }
-        self.refresh_size();
-    }
-
-    fn apply_retention(&mut self) -> Result<u64, rusqlite::Error> {
-        let cutoff = self.clock.wall_ms() - self.options.retention_max_age.as_millis() as i64;
-        let mut deleted = 0u64;
-        deleted += self
-            .conn
-            .execute("DELETE FROM rollup_1m WHERE minute_ms < ?1", [cutoff])?
-            as u64;
-        deleted += self
-            .conn
-            .execute("DELETE FROM actions WHERE at_ms < ?1", [cutoff])? as u64;
-        deleted += self.conn.execute(
-            "DELETE FROM anomalies WHERE opened_ms < ?1 AND closed_ms IS NOT NULL
-             AND id NOT IN (SELECT anomaly_id FROM actions WHERE anomaly_id IS NOT NULL)",
-            [cutoff],
-        )? as u64;
-        // By size: drop the oldest tenth of the minutes until under the
-        // bound, reclaiming pages as we go. Bounded number of rounds.
-        for _ in 0..20 {
-            self.reclaim()?;
-            if file_size(&self.path) <= self.options.retention_max_size {
-                break;
-            }
-            let minutes: i64 = self.conn.query_row(
-                "SELECT COUNT(DISTINCT minute_ms) FROM rollup_1m",
-                [],
-                |r| r.get(0),
-            )?;
-            if minutes <= 1 {
-                break;
-            }
-            let boundary: Option<i64> = self.conn.query_row(
-                "SELECT minute_ms FROM (SELECT DISTINCT minute_ms FROM rollup_1m ORDER BY minute_ms LIMIT ?1)
-                 ORDER BY minute_ms DESC LIMIT 1",
-                [(minutes / 10).max(1)],
-                |r| r.get(0),
-            )?;
-            let Some(boundary) = boundary else { break };
-            let n = self
-                .conn
-                .execute("DELETE FROM rollup_1m WHERE minute_ms <= ?1", [boundary])?
-                as u64;
-            deleted += n;
-            deleted += self
-                .conn
-                .execute("DELETE FROM actions WHERE at_ms <= ?1", [boundary])?
-                as u64;
-        }
-        self.conn.execute(
-            "DELETE FROM series WHERE id NOT IN (SELECT DISTINCT series_id FROM rollup_1m)",
-            [],
-        )?;
-        self.series_ids.clear();
-        self.reclaim()?;
-        Ok(deleted)
-    }
-
-    fn reclaim(&self) -> Result<(), rusqlite::Error> {
-        // Each step of incremental_vacuum frees one page: run it to the end.
-        let mut stmt = self.conn.prepare("PRAGMA incremental_vacuum")?;
-        let mut rows = stmt.query([])?;
-        while rows.next()?.is_some() {}
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-}
-
-/// Bytes on disk for the database and its WAL.
-pub fn file_size(path: &Path) -> u64 {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    [path.to_path_buf(), PathBuf::from(wal)]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum()
-}
-
-/// A point of the stored per-minute history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct MinutePoint {
-    /// Start of the minute, Unix ms.
-    pub minute_ms: i64,
-    /// Values in the minute.
-    pub count: u64,
-    /// Counter resets in the minute.
-    pub resets: u64,
-    /// Mean value.
-    pub mean: Option<f64>,
-    /// Lowest value.
-    pub min: Option<f64>,
-    /// Highest value.
-    pub max: Option<f64>,
-    /// Last value.
-    pub last: Option<f64>,
-}
-
-/// Reads the per-minute history of one series since `since_ms`.
-pub fn minutes(
-    conn: &Connection,
-    series: &str,
-    since_ms: i64,
-) -> Result<Vec<MinutePoint>, rusqlite::Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.minute_ms, r.count, r.resets, r.sum, r.min, r.max, r.last
-         FROM rollup_1m r JOIN series s ON s.id = r.series_id
-         WHERE s.name = ?1 AND r.minute_ms >= ?2 ORDER BY r.minute_ms",
-    )?;
-    let rows = stmt.query_map(params![series, since_ms], |row| {
-        let count: i64 = row.get(1)?;
-        let sum: f64 = row.get(3)?;
-        Ok(MinutePoint {
-            minute_ms: row.get(0)?,
-            count: count as u64,
-            resets: row.get::<_, i64>(2)? as u64,
-            mean: (count > 0).then(|| sum / count as f64),
-            min: row.get(4)?,
-            max: row.get(5)?,
-            last: row.get(6)?,
-        })
-    })?;
-    rows.collect()
 }

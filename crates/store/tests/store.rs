@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aegis_core::{Clock, Family, ManualClock, Observation, Reading, SeriesKey};
 use aegis_store::{
-    minutes, open, open_connection, MinutePoint, StoreError, StoreHandle, StoreOptions, StoreThread,
+    open, open_connection, MinutePoint, StoreError, StoreHandle, StoreOptions, StoreThread,
 };
 
 static RX: Family = Family {
@@ -30,12 +30,10 @@ fn reset(iface: &str, at_ms: i64) -> Observation {
 
 /// The stored minutes of `iface`'s receive rate since `since_ms`.
 async fn rx_minutes(store: &StoreHandle, iface: &str, since_ms: i64) -> Vec<MinutePoint> {
-    let series = format!("host_net_rx_bytes_per_second/{iface}");
     store
-        .query(move |c| minutes(c, &series, since_ms))
+        .minutes(&format!("host_net_rx_bytes_per_second/{iface}"), since_ms)
         .await
         .expect("query")
-        .expect("sql")
 }
 
 /// Stops the store and checks its thread ends in time.

@@ -1,16 +1,50 @@
-//! Restarting (or stopping and starting) a Docker container through the
-//! engine's API.
+//! Acting on a container through the engine's API: restart, stop then
+//! start, stop, kill. The connection is made on first use and shared with
+//! verification; an engine that cannot be reached is "unavailable", never a
+//! failure of the container.
 
 use std::time::Duration;
 
+use aegis_docker::Docker;
 use bollard::query_parameters::{
-    RestartContainerOptions, StartContainerOptions, StopContainerOptions,
+    KillContainerOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions,
 };
-use bollard::Docker;
+use tokio::sync::Mutex;
 
 pub use aegis_core::action::{ContainerAction, ContainerOp};
 
 use super::ExecError;
+
+/// The engine connection healing uses, made when first needed.
+#[derive(Debug, Default)]
+pub struct Containers {
+    docker: Mutex<Option<Docker>>,
+}
+
+impl Containers {
+    /// No connection yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The connection, connecting if there is none.
+    pub async fn client(&self) -> Result<Docker, ExecError> {
+        let mut g = self.docker.lock().await;
+        if let Some(d) = g.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = aegis_docker::connect()
+            .await
+            .map_err(|e| ExecError::Unavailable(e.0))?;
+        *g = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Drops the connection (the engine went away): the next use reconnects.
+    pub async fn forget(&self) {
+        *self.docker.lock().await = None;
+    }
+}
 
 fn classify(e: bollard::errors::Error, what: &str, container: &str) -> ExecError {
     match e {
@@ -18,14 +52,18 @@ fn classify(e: bollard::errors::Error, what: &str, container: &str) -> ExecError
             status_code: 404,
             message,
         } => ExecError::Refused(format!("no container {container:?}: {message}")),
+        // Already stopped (stop) or not running (kill): nothing to do.
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        } => ExecError::Failed(format!("{container} was not running")),
         bollard::errors::Error::DockerResponseServerError {
             status_code,
             message,
         } => ExecError::Failed(format!(
-            "{what} {container}: Docker answered {status_code}: {message}"
+            "{what} {container}: the engine answered {status_code}: {message}"
         )),
         other => ExecError::Unavailable(format!(
-            "Docker engine unreachable while trying to {what} {container}: {other}"
+            "container engine unreachable while trying to {what} {container}: {other}"
         )),
     }
 }
@@ -38,7 +76,16 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<String, ExecError> {
     let t = i32::try_from(a.stop_timeout_s).unwrap_or(i32::MAX);
-    let work = async {
+    let stop = || {
+        docker.stop_container(
+            container,
+            Some(StopContainerOptions {
+                t: Some(t),
+                signal: None,
+            }),
+        )
+    };
+    super::within(timeout, async {
         match a.op {
             ContainerOp::Restart => {
                 docker
@@ -54,26 +101,30 @@ pub async fn run(
                 Ok(format!("restarted container {container}"))
             }
             ContainerOp::StopStart => {
-                docker
-                    .stop_container(
-                        container,
-                        Some(StopContainerOptions {
-                            t: Some(t),
-                            signal: None,
-                        }),
-                    )
-                    .await
-                    .map_err(|e| classify(e, "stop", container))?;
+                stop().await.map_err(|e| classify(e, "stop", container))?;
                 docker
                     .start_container(container, None::<StartContainerOptions>)
                     .await
                     .map_err(|e| classify(e, "start", container))?;
                 Ok(format!("stopped and started container {container}"))
             }
+            ContainerOp::Stop => {
+                stop().await.map_err(|e| classify(e, "stop", container))?;
+                Ok(format!("stopped container {container}"))
+            }
+            ContainerOp::Kill => {
+                docker
+                    .kill_container(
+                        container,
+                        Some(KillContainerOptions {
+                            signal: "SIGKILL".into(),
+                        }),
+                    )
+                    .await
+                    .map_err(|e| classify(e, "kill", container))?;
+                Ok(format!("killed container {container}"))
+            }
         }
-    };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(ExecError::Timeout(timeout)),
-    }
+    })
+    .await
 }

@@ -11,14 +11,11 @@ use super::ExecError;
 
 /// Sends `flush_all` and expects `OK`, within `timeout`.
 pub async fn run(p: &MemcachedFlush, timeout: Duration) -> Result<String, ExecError> {
-    match tokio::time::timeout(timeout, flush(p)).await {
-        Ok(r) => r,
-        Err(_) => Err(ExecError::Timeout(timeout)),
-    }
+    super::within(timeout, flush(p)).await
 }
 
 async fn flush(p: &MemcachedFlush) -> Result<String, ExecError> {
-    let stream = TcpStream::connect(&p.address)
+    let stream = TcpStream::connect(p.address.as_str())
         .await
         .map_err(|e| ExecError::Failed(format!("connecting to memcached at {}: {e}", p.address)))?;
     let mut reader = BufReader::new(stream);

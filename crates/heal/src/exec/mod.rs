@@ -1,17 +1,22 @@
 //! Executors: the actions themselves, each with typed parameters, a timeout
 //! and a clear error. Nothing here builds a shell string: processes are
 //! started from an argv vector (see [`process`]), Redis and Memcached are
-//! spoken to in their own protocols.
+//! spoken to in their own protocols. [`dispatch`] maps an action to its
+//! executor; alerts to people are not executed here but handed to the
+//! notifier.
 
 pub mod container;
+pub mod dispatch;
 pub mod memcached;
 pub mod process;
 pub mod redis;
 pub mod service;
 pub mod signal;
-pub mod webhook;
 
 use std::time::Duration;
+
+pub use aegis_core::action::Secret;
+pub use dispatch::{Dispatch, ExecContext, Executor, ProcessFinder, WatchedProcess};
 
 /// Why an action did not work. The distinction matters to the guard:
 /// only [`ExecError::Failed`] and [`ExecError::Timeout`] are failures of the
@@ -41,4 +46,13 @@ impl ExecError {
     }
 }
 
-pub use aegis_core::action::Secret;
+/// Runs `work` within `timeout`; a timeout is [`ExecError::Timeout`].
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, ExecError>>,
+) -> Result<T, ExecError> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(ExecError::Timeout(timeout)),
+    }
+}

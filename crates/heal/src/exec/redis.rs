@@ -51,14 +51,11 @@ async fn call(reader: &mut BufReader<TcpStream>, args: &[&str]) -> Result<String
 
 /// Connects, authenticates, selects and flushes, all within `timeout`.
 pub async fn run(p: &RedisFlush, timeout: Duration) -> Result<String, ExecError> {
-    match tokio::time::timeout(timeout, flush(p)).await {
-        Ok(r) => r,
-        Err(_) => Err(ExecError::Timeout(timeout)),
-    }
+    super::within(timeout, flush(p)).await
 }
 
 async fn flush(p: &RedisFlush) -> Result<String, ExecError> {
-    let stream = TcpStream::connect(&p.address)
+    let stream = TcpStream::connect(p.address.as_str())
         .await
         .map_err(|e| ExecError::Failed(format!("connecting to redis at {}: {e}", p.address)))?;
     let mut reader = BufReader::new(stream);

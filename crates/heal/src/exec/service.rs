@@ -16,18 +16,9 @@ pub fn systemd_running(root: &Path) -> bool {
 /// Checks a unit name: systemd's characters only, so it can never be read
 /// as an option or anything else.
 pub fn validate_unit(unit: &str) -> Result<(), ExecError> {
-    let ok = !unit.is_empty()
-        && !unit.starts_with('-')
-        && unit.len() <= 256
-        && unit
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | ':' | '-' | '\\'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ExecError::Refused(format!(
-            "{unit:?} is not a valid unit name"
-        )))
+    match aegis_core::action::unit_problem(unit) {
+        Some(why) => Err(ExecError::Refused(why)),
+        None => Ok(()),
     }
 }
 

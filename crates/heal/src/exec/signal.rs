@@ -33,23 +33,10 @@ pub struct ProcStat {
 /// Reads `comm` and the start time of `pid` under `proc_root`.
 pub fn read_stat(proc_root: &Path, pid: i32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
-    parse_stat(&text)
-}
-
-/// Parses `/proc/PID/stat`. The command name is in parentheses and may hold
-/// spaces and parentheses itself, so the fields are counted from the last `)`.
-pub fn parse_stat(text: &str) -> Option<ProcStat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    // After ") ": state is field 3; starttime is field 22, the 20th here.
-    let start_time = text
-        .get(close + 1..)?
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()?;
-    Some(ProcStat { comm, start_time })
+    aegis_core::procfs::parse_pid_stat(&text).map(|s| ProcStat {
+        comm: s.comm,
+        start_time: s.start_time,
+    })
 }
 
 /// Sends the signal after every check. `deny` holds command names never to
@@ -85,21 +72,4 @@ pub fn run(p: &SignalProcess, proc_root: &Path, deny: &[String]) -> Result<Strin
     nix::sys::signal::kill(Pid::from_raw(p.pid), to_signal(p.signal))
         .map_err(|e| ExecError::Failed(format!("kill({}, {:?}): {e}", p.pid, p.signal)))?;
     Ok(format!("sent {:?} to {} ({})", p.signal, p.pid, stat.comm))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_names_with_spaces_and_parentheses_parse() {
-        let stat = "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 50\n";
-        assert_eq!(
-            parse_stat(stat),
-            Some(ProcStat {
-                comm: "my (odd) proc".into(),
-                start_time: 987_654
-            })
-        );
-    }
 }

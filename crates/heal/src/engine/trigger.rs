@@ -1,0 +1,218 @@
+//! Triggers: what may need healing, turned into incidents (or into a
+//! record of why not).
+//!
+//! Container events are read in the light of what came before: a `die` or
+//! a failing health check right after a `kill`/`stop` is the stop, not a
+//! sickness; a `start` or `destroy` ends that grace. One episode (from a
+//! container turning unhealthy until it is healthy again) is decided once,
+//! however many times the stream and the poller report it; an event of an
+//! opted-in container that arrives while an incident already handles it is
+//! recorded as skipped, with the incident's number, never dropped.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aegis_core::config::RuleTrigger;
+use aegis_core::container::{ContainerEvent, ContainerHealth, EventKind};
+use aegis_core::status::RecordOutcome;
+use aegis_core::Severity;
+
+use super::incident::{Opening, Verification};
+use super::record::Step;
+use super::Engine;
+use crate::policy::Symptom;
+
+/// Containers remembered at most (stops, episodes); the map is cleared
+/// when full, which at worst re-decides one episode.
+const MAX_CONTAINERS: usize = 10_000;
+
+/// An anomaly that opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyOpened {
+    /// Its id.
+    pub id: i64,
+    /// Its series.
+    pub series: String,
+    /// What it concerns (the series' instance, or `host`).
+    pub target: String,
+    /// The component that opened it.
+    pub component: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// Its explanation.
+    pub explanation: String,
+}
+
+/// Something that may need healing.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// A container event from the container source.
+    Container(ContainerEvent),
+    /// An anomaly opened.
+    AnomalyOpened(AnomalyOpened),
+    /// An anomaly closed.
+    AnomalyClosed {
+        /// Its id.
+        id: i64,
+    },
+}
+
+/// What the engine remembers of each container between events.
+#[derive(Debug, Default)]
+pub(super) struct ContainerMemory {
+    /// When a `kill`/`stop` was seen (monotonic).
+    stops: HashMap<String, Duration>,
+    /// The health of the current episode, and whether it was decided.
+    health: HashMap<String, ContainerHealth>,
+}
+
+impl ContainerMemory {
+    fn stopping(&self, id: &str, now: Duration, grace: Duration) -> bool {
+        self.stops
+            .get(id)
+            .is_some_and(|t| now.saturating_sub(*t) <= grace)
+    }
+
+    fn bounded(&mut self) {
+        if self.stops.len() > MAX_CONTAINERS {
+            self.stops.clear();
+        }
+        if self.health.len() > MAX_CONTAINERS {
+            self.health.clear();
+        }
+    }
+}
+
+impl Engine {
+    pub(super) fn on_trigger(&mut self, t: Trigger) {
+        match t {
+            Trigger::Container(e) => self.on_container(e),
+            Trigger::AnomalyOpened(a) => {
+                let symptom = Symptom::Anomaly {
+                    series: a.series.clone(),
+                    component: a.component.clone(),
+                    severity: a.severity,
+                };
+                let Some(rule) = self.policy.decide(&symptom) else {
+                    return;
+                };
+                let opening = Opening {
+                    key: format!("anomaly:{}", a.series),
+                    symptom: RuleTrigger::Anomaly.as_str(),
+                    target: a.target,
+                    verify: Verification::AnomalyCloses(a.id),
+                    anomaly_id: Some(a.id),
+                    ladder: rule.actions.clone(),
+                    event_ns: None,
+                    reason: format!("rule {:?}: {}", rule.name, a.explanation),
+                };
+                self.open(opening);
+            }
+            Trigger::AnomalyClosed { id } => self.anomaly_closed(id),
+        }
+    }
+
+    fn on_container(&mut self, e: ContainerEvent) {
+        let now = self.env.clock.monotonic();
+        let grace = self.config.operator_grace;
+        self.containers.bounded();
+        let trigger = match &e.kind {
+            EventKind::Kill | EventKind::Stop => {
+                // Our own restarts also stop containers; either way a die
+                // right after is not a crash.
+                self.containers.stops.insert(e.id.clone(), now);
+                return;
+            }
+            EventKind::Start => {
+                // The stop is over (started again, by a person or by the
+                // engine coming back): a check failing from now on is a
+                // sickness again, even within the grace that covered the
+                // stop. A new run is a new episode.
+                self.containers.stops.remove(&e.id);
+                self.containers.health.remove(&e.id);
+                return;
+            }
+            EventKind::Destroy => {
+                self.containers.stops.remove(&e.id);
+                self.containers.health.remove(&e.id);
+                return;
+            }
+            EventKind::Health { status } => {
+                let before = self.containers.health.insert(e.id.clone(), *status);
+                if *status != ContainerHealth::Unhealthy {
+                    return;
+                }
+                // The same episode, reported again (by the poller after the
+                // stream, say): decided once.
+                if before == Some(ContainerHealth::Unhealthy) {
+                    return;
+                }
+                // A container being stopped can fail its last check: that
+                // is the stop, not a sickness.
+                if self.containers.stopping(&e.id, now, grace) {
+                    return;
+                }
+                RuleTrigger::ContainerUnhealthy
+            }
+            EventKind::Die { exit_code } => {
+                if self.containers.stopping(&e.id, now, grace) || *exit_code == Some(0) {
+                    return;
+                }
+                RuleTrigger::ContainerDied
+            }
+            EventKind::Oom => RuleTrigger::ContainerOom,
+        };
+        let symptom = Symptom::Container {
+            trigger,
+            name: e.name.clone(),
+            labels: e.labels.clone(),
+        };
+        let Some(rule) = self.policy.decide(&symptom) else {
+            tracing::debug!(container = %e.name, ?trigger, "no rule for this container; left alone");
+            return;
+        };
+        let key = format!("container:{}", e.id);
+        let how = if e.from_stream {
+            "the engine reported"
+        } else {
+            "polling found"
+        };
+        let what = match &e.kind {
+            EventKind::Health { status } => format!("health {status}"),
+            EventKind::Die { exit_code } => match exit_code {
+                Some(c) => format!("exit with code {c}"),
+                None => "exit".into(),
+            },
+            EventKind::Oom => "out of memory".into(),
+            other => format!("{other:?}"),
+        };
+        // An incident already handles this container (its own restart
+        // dies and starts, or it fell ill again while being verified):
+        // recorded, so no event goes unanswered.
+        if let Some(existing) = self.incidents.by_key(&key) {
+            let reason = format!(
+                "{how} {what}; incident {} is already handling {}",
+                existing.id, e.name
+            );
+            let existing = existing.clone();
+            self.record(
+                &existing,
+                Step::note("none", RecordOutcome::Skipped, reason).with(
+                    serde_json::json!({"symptom": trigger.as_str(), "duplicate_of": existing.id}),
+                ),
+            );
+            return;
+        }
+        let opening = Opening {
+            key,
+            symptom: trigger.as_str(),
+            target: e.name.clone(),
+            verify: Verification::ContainerRuns(e.id.clone()),
+            anomaly_id: None,
+            ladder: rule.actions.clone(),
+            event_ns: Some(e.engine_time_ns),
+            reason: format!("rule {:?}: {how} {what}", rule.name),
+        };
+        self.open(opening);
+    }
+}
