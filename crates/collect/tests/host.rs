@@ -267,8 +267,17 @@ fn missing_procfs_is_reported_unavailable() {
 #[test]
 fn the_real_proc_yields_host_figures() {
     let mut host = HostSource::new("/proc");
+    // The line of all CPUs: rates need it to have moved between two reads.
+    let cpu_line = || {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_string))
+    };
+    let before = cpu_line();
     host.collect_at(secs(1), 1_000);
-    std::thread::sleep(Duration::from_millis(50));
+    aegis_testkit::wait_until(Duration::from_secs(5), "the CPU counters to move", || {
+        cpu_line() != before
+    });
     let c = host.collect_at(secs(2), 2_000);
     assert!(c.errors.is_empty(), "{:?}", c.errors);
     for series in [

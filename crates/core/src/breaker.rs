@@ -1,6 +1,6 @@
 //! A circuit breaker per target that can never stay open for good.
 //!
-//! Three questions are kept apart (STYLE.md, habit 3):
+//! Three questions are kept apart:
 //! - **what counts as a failure**: only an attempt that ran against the
 //!   target and failed. Waiting for a concurrency slot, a rate limit, a
 //!   cooldown or a pause are decisions of the guard, reported as skipped or

@@ -1,4 +1,4 @@
-//! Monotonic counters turned into per-second rates (DESIGN.md, semantics 1).
+//! Monotonic counters turned into per-second rates.
 //!
 //! A [`CounterTracker`] is owned by exactly one collector; it is not `Sync`
 //! by intent and has no interior mutability, so two collectors can never race

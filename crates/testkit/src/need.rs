@@ -28,15 +28,9 @@ pub fn skip(why: &str) {
         panic!("{test} needs {why} (AEGIS_REQUIRE_ALL is set, so it may not be skipped)");
     }
     let line = format!("SKIPPED {test}: {why}\n");
-    // Straight to the file descriptor: the harness captures print macros only.
+    // Straight to the file descriptor: the harness captures print macros
+    // only, so this shows in a plain `cargo test` run.
     let _ = std::io::stderr().write_all(line.as_bytes());
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from) {
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("skipped-tests.txt"))
-            .and_then(|mut f| f.write_all(line.as_bytes()));
-    }
 }
 
 /// The full path of `program` on `PATH`, if it is there.

@@ -5,8 +5,8 @@
 // Each test binary uses its own subset.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -134,77 +134,22 @@ impl Drop for Agent {
 
 /// A plain HTTP/1.1 GET: status code and (de-chunked) body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
-    )
+    aegis_testkit::http_get(addr, path)
 }
 
 /// A JSON POST, with a bearer token when given: status code and body.
 pub fn http_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    request(
-        addr,
-        &format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    aegis_testkit::http_request(addr, "POST", path, &headers, body)
 }
 
-/// Sends one raw request; reads the status code and (de-chunked) body.
-fn request(addr: SocketAddr, raw_request: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return (0, String::new());
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    if s.write_all(raw_request.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (code, body)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// Polls `f` until it holds or `within` passes.
-pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+/// Polls `f` until it holds or `within` passes; whether it held.
+pub fn wait_until(within: Duration, f: impl FnMut() -> bool) -> bool {
+    aegis_testkit::within(within, f)
 }
 
 /// Waits until the fake host's load is scored and no anomaly is open on
@@ -227,13 +172,8 @@ pub fn calm_before_the_jump(agent: &Agent) {
     );
 }
 
-/// A loopback port nothing listens on (bound, noted, closed).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+#[allow(unused_imports)]
+pub use aegis_testkit::free_port;
 
 /// A fake procfs: constant CPU and memory, no mounts, disks or interfaces,
 /// and a load average that a [`LoadWriter`] moves.
