@@ -30,6 +30,8 @@ enum Command {
     Incidents(HistoryArgs),
     /// Healing records (decisions, skips, attempts, verdicts), newest first.
     Actions(HistoryArgs),
+    /// Every check: state, since when, results in a row, the last result.
+    Checks(StatusArgs),
     /// Check a configuration file and point at every problem.
     CheckConfig {
         /// The file to check.
@@ -155,6 +157,15 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Detect(args) => detect(args),
+        Command::Checks(args) => crate::client::run_printing(async move {
+            let endpoint = args.agent.endpoint()?;
+            let body = endpoint.get_text("/api/v1/checks").await?;
+            if args.json {
+                return Ok(body);
+            }
+            let checks: Vec<aegis_core::check::CheckStatus> = serde_json::from_str(&body)?;
+            Ok(crate::client::render_checks(&checks))
+        }),
         Command::Incidents(args) => history(args, true),
         Command::Actions(args) => history(args, false),
         Command::Init => {

@@ -313,3 +313,57 @@ pub fn render_actions(actions: &[aegis_core::status::ActionRecord]) -> String {
     }
     o
 }
+
+/// Renders the checks as a table.
+pub fn render_checks(checks: &[aegis_core::check::CheckStatus]) -> String {
+    let mut o = String::new();
+    if checks.is_empty() {
+        o.push_str("no checks configured ([[checks]] in the configuration)\n");
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "{:<20} {:<10} {:<8} {:<19}  {:>5} {:>5}  last result",
+        "check", "kind", "state", "since (UTC)", "fails", "oks"
+    );
+    for c in checks {
+        let last = match &c.last {
+            None => "-".to_string(),
+            Some(r) => {
+                let what = match &r.outcome {
+                    aegis_core::check::CheckOutcome::Passed => "passed".to_string(),
+                    aegis_core::check::CheckOutcome::Failed { class, message } => {
+                        format!("{class}: {message}")
+                    }
+                    aegis_core::check::CheckOutcome::NoData { message } => {
+                        format!("no data: {message}")
+                    }
+                };
+                match r.latency_ms {
+                    Some(ms) => format!("{what} ({ms:.0} ms)"),
+                    None => what,
+                }
+            }
+        };
+        let state = if c.blocked_by.is_empty() {
+            c.state.to_string()
+        } else {
+            format!("{} (by {})", c.state, c.blocked_by.join(", "))
+        };
+        let _ = writeln!(
+            o,
+            "{:<20} {:<10} {:<8} {:<19}  {:>5} {:>5}  {}",
+            c.name,
+            c.kind,
+            state,
+            utc(c.since_ms),
+            c.failures_in_row,
+            c.successes_in_row,
+            last
+        );
+        if let Some(w) = &c.warning {
+            let _ = writeln!(o, "{:<20} warning: {w}", "");
+        }
+    }
+    o
+}

@@ -455,10 +455,10 @@ fn configured_endpoints_and_processes_are_watched_and_exported() {
     let server = aegis_testkit::HttpStub::start();
     server.otherwise(aegis_testkit::Reply::json(&serde_json::json!({"ok": true})));
     let port = server.addr().port();
-    let mut sleeper = Command::new("sleep")
-        .arg("3141.5926")
-        .spawn()
-        .expect("sleep");
+    // A command line no other process has (a run that was killed may have
+    // left its sleeper behind).
+    let marker = format!("3141.{}", std::process::id());
+    let mut sleeper = Command::new("sleep").arg(&marker).spawn().expect("sleep");
     let home = tempfile::tempdir().expect("tempdir");
     let config = home.path().join("aegis.toml");
     std::fs::write(
@@ -466,7 +466,7 @@ fn configured_endpoints_and_processes_are_watched_and_exported() {
         format!(
             "[docker]\nenabled = false\n[probe]\ninterval = \"200ms\"\n\
              [[probes]]\nname = \"local\"\nurl = \"http://127.0.0.1:{port}/health\"\njson_pointer = \"/ok\"\njson_equals = \"true\"\n\
-             [[processes]]\nname = \"sleeper\"\ncmdline = \"sleep 3141.5926\"\n"
+             [[processes]]\nname = \"sleeper\"\ncmdline = \"sleep {marker}\"\n"
         ),
     )
     .expect("config");
@@ -476,13 +476,16 @@ fn configured_endpoints_and_processes_are_watched_and_exported() {
         "--interval",
         "200ms",
     ]);
+    // Probes and processes from before checks are checks now.
     let ok = wait_until(Duration::from_secs(10), || {
         let s = agent.json("/api/v1/status");
-        s["endpoints"][0]["up"] == true
-            && s["sources"].as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|x| x["name"] == "processes" && x["state"] == "ok")
-            })
+        let state = |name: &str| {
+            s["checks"]
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["name"] == name))
+                .map(|c| c["state"].clone())
+        };
+        state("local") == Some("passing".into()) && state("sleeper") == Some("passing".into())
     });
     assert!(ok, "{}", agent.get("/api/v1/status").1);
     assert!(wait_until(Duration::from_secs(5), || {
@@ -500,13 +503,14 @@ fn configured_endpoints_and_processes_are_watched_and_exported() {
 
 #[test]
 fn a_watched_process_is_signalled_by_pid_and_start_time_found_when_the_action_runs() {
-    let mut runaway = Command::new("sleep").arg("2718.28").spawn().expect("sleep");
+    let marker = format!("2718.{}", std::process::id());
+    let mut runaway = Command::new("sleep").arg(&marker).spawn().expect("sleep");
     let home = tempfile::tempdir().expect("tempdir");
     let config = home.path().join("aegis.toml");
     let token = "another-long-test-token";
     std::fs::write(
         &config,
-        format!("[api]\ntoken = \"{token}\"\n[docker]\nenabled = false\n[[processes]]\nname = \"runaway\"\ncmdline = \"sleep 2718.28\"\n"),
+        format!("[api]\ntoken = \"{token}\"\n[docker]\nenabled = false\n[[processes]]\nname = \"runaway\"\ncmdline = \"sleep {marker}\"\n"),
     )
     .expect("config");
     let agent = Agent::start(&["--config", config.to_str().expect("utf8")]);

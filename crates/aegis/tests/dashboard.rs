@@ -47,7 +47,16 @@ fn the_dashboard_loads_draws_and_shows_an_induced_anomaly() {
         return;
     };
     let home = tempfile::tempdir().expect("tempdir");
-    let (agent, proc_dir) = start_fake_host(home.path(), "[docker]\nenabled = false\n");
+    let endpoint = aegis_testkit::HttpStub::start();
+    let (agent, proc_dir) = start_fake_host(
+        home.path(),
+        &format!(
+            "[docker]\nenabled = false\n[[checks]]\nname = \"web\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"200ms\"\n\
+             [[checks]]\nname = \"gone\"\nkind = \"tcp\"\naddress = \"127.0.0.1:{}\"\ninterval = \"200ms\"\nfailure_threshold = 1\n",
+            endpoint.url("/health"),
+            aegis_testkit::free_port()
+        ),
+    );
     let api = agent.api;
 
     // Load wobbles around 0.5, then jumps and stays high while the page is
@@ -139,6 +148,20 @@ fn the_dashboard_loads_draws_and_shows_an_induced_anomaly() {
         dom.contains("anomaly-row") && dom.contains("above the expected"),
         "no open anomaly on the page; the agent's: {}",
         agent.get("/api/v1/anomalies?status=all").1
+    );
+    // The checks panel: each check with its state and last result.
+    let row = |name: &str| {
+        dom.split(&format!("data-check=\"{name}\""))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no row for check {name}"))
+            .to_string()
+    };
+    assert!(row("web").contains(">passing<"), "{}", row("web"));
+    assert!(
+        row("gone").contains(">failing<") && row("gone").contains("refused"),
+        "{}",
+        row("gone")
     );
     // The header shows the agent's figures (not "unreachable").
     assert!(

@@ -175,10 +175,11 @@ function renderChecks(d) {
   $("checks").querySelector("tbody").innerHTML = checks.length
     ? `<tr><th>check</th><th>state</th><th>last result</th></tr>` + checks.map(c => {
       const r = c.last || {};
-      const detail = r.ok === false ? (r.class || "failed") + (r.message ? ": " + r.message : "") : r.ok ? "ok" : "";
+      const detail = r.outcome === "failed" ? (r.class || "failed") + (r.message ? ": " + r.message : "")
+        : r.outcome === "passed" ? "ok" : r.outcome === "no_data" ? "no data: " + (r.message || "") : "";
       return `<tr class="check-row" data-check="${esc(c.name)}"><td>${esc(c.name)} <span class="dim">${esc(c.kind)}</span></td><td class="${stateClass(c.state)}">${esc(c.state)}</td><td class="dim">${esc(detail)}${r.latency_ms !== undefined && r.latency_ms !== null ? " · " + r.latency_ms.toFixed(0) + " ms" : ""}</td></tr>`;
     }).join("")
-    : `<tr><td class="dim">none configured ([[checks]])</td></tr>`;
+    : `<tr><td class="dim">none configured ([[checks]], [[probes]], [[processes]])</td></tr>`;
 }
 
 function renderContainers(d) {
@@ -194,23 +195,6 @@ function renderContainers(d) {
       return `<tr><td>${esc(n)}</td><td class="${c.container_up ? "ok" : "dim"}">${c.container_up ? "running" : "stopped"}</td><td class="${health === "unhealthy" ? "bad" : health === "healthy" ? "ok" : "dim"}">${health}</td><td>${c.container_memory_bytes ? bytes(c.container_memory_bytes) : "-"}</td></tr>`;
     }).join("")
     : `<tr><td class="dim">no containers (or no container engine)</td></tr>`;
-}
-
-function renderEndpoints(d) {
-  const eps = d.status.endpoints || [];
-  const procs = {};
-  for (const s of d.series.filter(s => s.family.startsWith("process_"))) {
-    (procs[s.instance] = procs[s.instance] || {})[s.family] = s.last ? s.last.v : null;
-  }
-  const names = Object.keys(procs).sort();
-  const endpointRow = e => `<tr><td>${esc(e.name)}</td><td class="${e.up ? "ok" : e.up === false ? "bad" : "dim"}">${e.up ? "up" : e.up === false ? esc(e.error_class || "down") : "-"}</td><td class="dim">${e.latency_ms ? e.latency_ms.toFixed(0) + " ms" : ""}${e.success_ratio !== null && e.success_ratio !== undefined ? " · " + (e.success_ratio * 100).toFixed(0) + "% ok" : ""}</td></tr>`;
-  const processRow = n => {
-    const p = procs[n];
-    return `<tr><td>${esc(n)}</td><td class="${p.process_up ? "ok" : "bad"}">${p.process_up ? "running" : "missing"}</td><td class="dim">${p.process_count ?? 0} proc${p.process_rss_bytes ? " · " + bytes(p.process_rss_bytes) : ""}${p.process_restarts ? " · " + p.process_restarts + " restarts" : ""}</td></tr>`;
-  };
-  $("endpoints").querySelector("tbody").innerHTML = (eps.length || names.length)
-    ? eps.map(endpointRow).join("") + names.map(processRow).join("")
-    : `<tr><td class="dim">none configured</td></tr>`;
 }
 
 function renderIncidents(d) {
@@ -249,7 +233,7 @@ function renderSources(d) {
     + `<tr><td>store</td><td class="${s.store.disk_full ? "bad" : ""}">${bytes(s.store.size_bytes)}${s.store.disk_full ? " · disk full" : ""}</td><td class="dim">${s.store.last_flush_ms ? "commit " + ago(s.store.last_flush_ms) : ""}</td></tr>`;
 }
 
-const PANELS = [renderHeader, renderHost, renderCharts, renderAnomalies, renderChecks, renderContainers, renderEndpoints, renderIncidents, renderGuard, renderSources];
+const PANELS = [renderHeader, renderHost, renderCharts, renderAnomalies, renderChecks, renderContainers, renderIncidents, renderGuard, renderSources];
 
 // ---- the refresh: everything at once, never two at a time -----------------
 

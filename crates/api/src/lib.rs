@@ -69,6 +69,18 @@ pub trait HistoryReader: Send + Sync + 'static {
     fn incidents(&self, query: IncidentQuery) -> BoxFuture<'_, Result<Vec<Incident>, Unavailable>>;
 }
 
+/// Reads the checks from their owner.
+pub trait ChecksReader: Send + Sync + 'static {
+    /// Every check's status.
+    fn list(&self) -> Vec<aegis_core::check::CheckStatus>;
+    /// One check with its recent results and transitions; `None` when no
+    /// check has that name.
+    fn detail(
+        &self,
+        name: String,
+    ) -> BoxFuture<'_, Result<Option<aegis_core::check::CheckDetail>, Unavailable>>;
+}
+
 /// Controls the healing engine.
 pub trait HealControl: Send + Sync + 'static {
     /// The engine's state (breakers, guard counters, success rates) as JSON.
@@ -94,6 +106,8 @@ pub struct AppState {
     pub read_requires_token: bool,
     /// The healing engine, when it runs.
     pub heal: Option<Arc<dyn HealControl>>,
+    /// The checks, when any are configured.
+    pub checks: Option<Arc<dyn ChecksReader>>,
 }
 
 /// Builds the metrics registry from the published snapshots and the
@@ -132,6 +146,8 @@ pub fn app(state: AppState) -> Router {
             get(routes::history::actions).post(routes::heal::manual),
         )
         .route("/api/v1/incidents", get(routes::history::incidents))
+        .route("/api/v1/checks", get(routes::checks::list))
+        .route("/api/v1/checks/{name}", get(routes::checks::one))
         .route("/api/v1/breakers", get(routes::heal::breakers))
         .route("/api/v1/heal/pause", post(routes::heal::pause))
         .route("/api/v1/heal/resume", post(routes::heal::resume))

@@ -149,6 +149,70 @@ fn encode_heal(
     )
 }
 
+/// The checks. Label values are bounded: check names come from the
+/// configuration, kinds and failure classes are fixed sets.
+fn encode_checks(
+    e: &mut DescriptorEncoder<'_>,
+    checks: &[aegis_core::check::CheckStatus],
+) -> Result<(), std::fmt::Error> {
+    use aegis_core::check::CheckState;
+    {
+        let mut m = e.encode_descriptor(
+            "aegis_check_up",
+            "1 while the check passes, 0 while it fails (blocked and unknown checks have no sample).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for c in checks {
+            let v = match c.state {
+                CheckState::Passing => 1,
+                CheckState::Failing => 0,
+                CheckState::Blocked | CheckState::Unknown => continue,
+            };
+            let labels = [("check", c.name.as_str()), ("kind", c.kind.as_str())];
+            ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    labelled(
+        e,
+        "aegis_check_blocked",
+        "1 while the check is blocked by a failing dependency.",
+        MetricType::Gauge,
+        "check",
+        checks
+            .iter()
+            .map(|c| (c.name.as_str(), i64::from(c.state == CheckState::Blocked))),
+        |m, v| ConstGauge::new(v).encode(m),
+    )?;
+    labelled(
+        e,
+        "aegis_check_duration_seconds",
+        "How long the check's last run took.",
+        MetricType::Gauge,
+        "check",
+        checks.iter().filter_map(|c| {
+            c.last
+                .as_ref()
+                .and_then(|r| r.latency_ms)
+                .map(|l| (c.name.as_str(), l / 1000.0))
+        }),
+        |m, v| ConstGauge::new(v).encode(m),
+    )?;
+    let mut m = e.encode_descriptor(
+        "aegis_check_failures",
+        "Failed runs of each check, by failure class.",
+        None,
+        MetricType::Counter,
+    )?;
+    for c in checks {
+        for (class, n) in &c.failures {
+            let labels = [("check", c.name.as_str()), ("class", class.as_str())];
+            ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
 impl Collector for AgentCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.status.borrow().clone();
@@ -388,6 +452,7 @@ impl Collector for AgentCollector {
         if let Some(h) = &s.heal {
             encode_heal(e, h)?;
         }
+        encode_checks(e, &s.checks)?;
         if let Some(n) = &s.notify {
             labelled(
                 e,

@@ -6,8 +6,10 @@
 //!   a fake tree.
 //! - [`docker`]: containers, their resource use and Docker's event stream,
 //!   with reconnection when the engine goes away.
-//! - [`probe`]: HTTP endpoint probes, each on its schedule under one
-//!   concurrency limit, with a breaker per endpoint.
+//! - [`check`]: checks of every kind (http, tcp, tls, process, program,
+//!   filesystem, series, container), each on its schedule under one
+//!   concurrency limit, and the one owner of their state.
+//! - [`process`]: finding watched processes and the series they feed.
 //! - [`sink`]: the sending end of the observation channel, which sheds the
 //!   newest observation when the channel is full and counts it.
 //! - [`runner`]: runs a source on its schedule, records its health, stops on
@@ -15,9 +17,9 @@
 //!
 //! [`Observation`]: aegis_core::Observation
 
+pub mod check;
 pub mod docker;
 pub mod host;
-pub mod probe;
 pub mod process;
 pub mod runner;
 pub mod sink;

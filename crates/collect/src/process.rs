@@ -6,7 +6,7 @@
 //! runaway one in `process_cpu_cores`: both are series the detectors watch,
 //! so a healing rule can answer them like any other anomaly.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use aegis_core::config::ProcessConfig;
@@ -151,129 +151,195 @@ pub fn list(root: &Path) -> Vec<Proc> {
         .collect()
 }
 
+/// What one watched process looked like in one collection.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ProcessSummary {
+    /// Matching processes.
+    pub count: usize,
+    /// Processes replaced by new ones since the previous collection.
+    pub restarts: u64,
+    /// CPU used, in cores (from the second collection on).
+    pub cpu_cores: Option<f64>,
+    /// Resident memory, in bytes.
+    pub rss_bytes: f64,
+}
+
+/// One watched process across collections: the series it feeds and the
+/// restarts it has seen. Owned by one collector (a source or a check).
+#[derive(Debug)]
+pub struct ProcessWatch {
+    watched: ProcessConfig,
+    counter: CounterTracker<()>,
+    seen: HashSet<(i32, u64)>,
+    restarts: u64,
+    first: bool,
+}
+
+/// The kernel's clock ticks per second and page size (the Linux defaults
+/// where sysconf cannot say).
+fn sysconf() -> (f64, f64) {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as f64;
+    (ticks, page)
+}
+
+impl ProcessWatch {
+    /// Watches `watched`.
+    pub fn new(watched: ProcessConfig) -> Self {
+        Self {
+            watched,
+            counter: CounterTracker::new(),
+            seen: HashSet::new(),
+            restarts: 0,
+            first: true,
+        }
+    }
+
+    /// The selector.
+    pub fn watched(&self) -> &ProcessConfig {
+        &self.watched
+    }
+
+    /// Reads the process among `procs` (a listing of `root`): its series
+    /// into `out`, and what it looked like.
+    pub fn collect(
+        &mut self,
+        root: &Path,
+        procs: &[Proc],
+        at: std::time::Duration,
+        at_ms: i64,
+        out: &mut Vec<Observation>,
+        errors: &mut Vec<String>,
+    ) -> ProcessSummary {
+        let (ticks_per_second, page_size) = sysconf();
+        let w = &self.watched;
+        let pidfile_pid = match &w.pidfile {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => text.trim().parse::<i32>().ok(),
+                Err(e) => {
+                    errors.push(format!("{}: pidfile {}: {e}", w.name, path.display()));
+                    None
+                }
+            },
+            None => None,
+        };
+        let matched: Vec<&Proc> = procs
+            .iter()
+            .filter(|p| matches(w, p, pidfile_pid))
+            .collect();
+        let key = |f: &'static Family| SeriesKey::instance(f, w.name.as_str());
+        let ids: HashSet<(i32, u64)> = matched.iter().map(|p| (p.pid, p.start_time)).collect();
+        let before = std::mem::replace(&mut self.seen, ids.clone());
+        // A process gone and another in its place: a restart.
+        let gone = before.difference(&ids).count() as u64;
+        let new = ids.difference(&before).count() as u64;
+        let restarted = if self.first || before.is_empty() {
+            0
+        } else {
+            gone.min(new)
+        };
+        self.first = false;
+        self.restarts += restarted;
+        out.push(Observation::value(
+            key(&PROCESS_UP),
+            at_ms,
+            f64::from(u8::from(!matched.is_empty())),
+        ));
+        out.push(Observation::value(
+            key(&PROCESS_COUNT),
+            at_ms,
+            matched.len() as f64,
+        ));
+        out.push(Observation::value(
+            key(&PROCESS_RESTARTS),
+            at_ms,
+            self.restarts as f64,
+        ));
+        let mut summary = ProcessSummary {
+            count: matched.len(),
+            restarts: restarted,
+            ..ProcessSummary::default()
+        };
+        if matched.is_empty() {
+            return summary;
+        }
+        let rss: u64 = matched.iter().map(|p| p.rss_pages).sum();
+        let threads: u64 = matched.iter().map(|p| p.threads).sum();
+        let fds: usize = matched
+            .iter()
+            .filter_map(|p| std::fs::read_dir(root.join(p.pid.to_string()).join("fd")).ok())
+            .map(|d| d.count())
+            .sum();
+        summary.rss_bytes = rss as f64 * page_size;
+        out.push(Observation::value(
+            key(&PROCESS_RSS),
+            at_ms,
+            summary.rss_bytes,
+        ));
+        out.push(Observation::value(
+            key(&PROCESS_THREADS),
+            at_ms,
+            threads as f64,
+        ));
+        out.push(Observation::value(key(&PROCESS_FDS), at_ms, fds as f64));
+        let ticks: u64 = matched.iter().map(|p| p.cpu_ticks).sum();
+        match self.counter.observe(&(), ticks, at) {
+            Step::Rate(r) => {
+                let cores = r / ticks_per_second;
+                summary.cpu_cores = Some(cores);
+                out.push(Observation::value(key(&PROCESS_CPU), at_ms, cores));
+            }
+            Step::Reset => out.push(Observation {
+                series: key(&PROCESS_CPU),
+                at_ms,
+                reading: Reading::CounterReset,
+            }),
+            Step::First | Step::Stale => {}
+        }
+        self.counter.end_cycle();
+        summary
+    }
+}
+
 /// Reads watched processes from a procfs root.
 #[derive(Debug)]
 pub struct ProcessSource {
     root: PathBuf,
-    watched: Vec<ProcessConfig>,
-    counters: CounterTracker<String>,
-    seen: HashMap<String, HashSet<(i32, u64)>>,
-    restarts: HashMap<String, u64>,
-    ticks_per_second: f64,
-    page_size: f64,
+    watches: Vec<ProcessWatch>,
 }
 
 impl ProcessSource {
     /// A source for `watched` under `root`.
     pub fn new(root: impl Into<PathBuf>, watched: Vec<ProcessConfig>) -> Self {
-        // sysconf values; the Linux defaults where they cannot be read.
-        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .unwrap_or(100) as f64;
-        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .unwrap_or(4096) as f64;
         Self {
             root: root.into(),
-            watched,
-            counters: CounterTracker::new(),
-            seen: HashMap::new(),
-            restarts: HashMap::new(),
-            ticks_per_second: ticks,
-            page_size: page,
+            watches: watched.into_iter().map(ProcessWatch::new).collect(),
         }
     }
 
     /// Reads every watched process once.
     pub fn collect_at(&mut self, at: std::time::Duration, at_ms: i64) -> Collection {
         let procs = list(&self.root);
-        let mut out = Vec::new();
+        let mut observations = Vec::new();
         let mut errors = Vec::new();
-        for w in self.watched.clone() {
-            let pidfile_pid = match &w.pidfile {
-                Some(path) => match std::fs::read_to_string(path) {
-                    Ok(text) => text.trim().parse::<i32>().ok(),
-                    Err(e) => {
-                        errors.push(format!("{}: pidfile {}: {e}", w.name, path.display()));
-                        None
-                    }
-                },
-                None => None,
-            };
-            let matched: Vec<&Proc> = procs
-                .iter()
-                .filter(|p| matches(&w, p, pidfile_pid))
-                .collect();
-            let key = |f: &'static Family| SeriesKey::instance(f, w.name.as_str());
-            let ids: HashSet<(i32, u64)> = matched.iter().map(|p| (p.pid, p.start_time)).collect();
-            let before = self
-                .seen
-                .insert(w.name.to_string(), ids.clone())
-                .unwrap_or_default();
-            // A process gone and another in its place: a restart.
-            let gone = before.difference(&ids).count() as u64;
-            let new = ids.difference(&before).count() as u64;
-            if !before.is_empty() {
-                *self.restarts.entry(w.name.to_string()).or_insert(0) += gone.min(new);
-            }
-            out.push(Observation::value(
-                key(&PROCESS_UP),
+        for w in &mut self.watches {
+            w.collect(
+                &self.root,
+                &procs,
+                at,
                 at_ms,
-                f64::from(u8::from(!matched.is_empty())),
-            ));
-            out.push(Observation::value(
-                key(&PROCESS_COUNT),
-                at_ms,
-                matched.len() as f64,
-            ));
-            out.push(Observation::value(
-                key(&PROCESS_RESTARTS),
-                at_ms,
-                *self.restarts.get(w.name.as_str()).unwrap_or(&0) as f64,
-            ));
-            if matched.is_empty() {
-                continue;
-            }
-            let rss: u64 = matched.iter().map(|p| p.rss_pages).sum();
-            let threads: u64 = matched.iter().map(|p| p.threads).sum();
-            let fds: usize = matched
-                .iter()
-                .filter_map(|p| {
-                    std::fs::read_dir(self.root.join(p.pid.to_string()).join("fd")).ok()
-                })
-                .map(|d| d.count())
-                .sum();
-            out.push(Observation::value(
-                key(&PROCESS_RSS),
-                at_ms,
-                rss as f64 * self.page_size,
-            ));
-            out.push(Observation::value(
-                key(&PROCESS_THREADS),
-                at_ms,
-                threads as f64,
-            ));
-            out.push(Observation::value(key(&PROCESS_FDS), at_ms, fds as f64));
-            let ticks: u64 = matched.iter().map(|p| p.cpu_ticks).sum();
-            match self.counters.observe(&w.name.to_string(), ticks, at) {
-                Step::Rate(r) => out.push(Observation::value(
-                    key(&PROCESS_CPU),
-                    at_ms,
-                    r / self.ticks_per_second,
-                )),
-                Step::Reset => out.push(Observation {
-                    series: key(&PROCESS_CPU),
-                    at_ms,
-                    reading: Reading::CounterReset,
-                }),
-                Step::First | Step::Stale => {}
-            }
+                &mut observations,
+                &mut errors,
+            );
         }
-        self.counters.end_cycle();
         Collection {
-            observations: out,
+            observations,
             errors,
             unavailable: None,
         }

@@ -9,6 +9,7 @@
 pub mod action;
 pub mod backoff;
 pub mod breaker;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod container;

@@ -126,10 +126,9 @@ pub struct Status {
     pub store: StoreStatus,
     /// Healing, when the engine runs.
     pub heal: Option<HealSummary>,
-    /// Each probed HTTP endpoint: last status, latency, error class,
-    /// success ratio and breaker.
+    /// Every check: state, since when, the last result.
     #[serde(default)]
-    pub endpoints: Vec<serde_json::Value>,
+    pub checks: Vec<crate::check::CheckStatus>,
     /// Alert delivery, when webhooks are configured.
     #[serde(default)]
     pub notify: Option<NotifySummary>,
@@ -357,6 +356,10 @@ pub struct Incident {
     pub summary: String,
     /// The anomaly, for anomaly incidents.
     pub anomaly: Option<AnomalyRecord>,
+    /// Anomalies that joined it as evidence (the same fault seen on other
+    /// series), oldest first.
+    #[serde(default)]
+    pub evidence: Vec<AnomalyRecord>,
     /// Every healing record, oldest first.
     pub actions: Vec<ActionRecord>,
 }
@@ -412,11 +415,13 @@ pub enum RecordOutcome {
     Alerted,
     /// The check is failing again and healing waits for its back-off.
     BackingOff,
+    /// An anomaly on the same target joined this incident as evidence.
+    Joined,
 }
 
 impl RecordOutcome {
     /// Every outcome.
-    pub const ALL: [RecordOutcome; 12] = [
+    pub const ALL: [RecordOutcome; 13] = [
         RecordOutcome::Decided,
         RecordOutcome::Ignored,
         RecordOutcome::Skipped,
@@ -429,6 +434,7 @@ impl RecordOutcome {
         RecordOutcome::GaveUp,
         RecordOutcome::Alerted,
         RecordOutcome::BackingOff,
+        RecordOutcome::Joined,
     ];
 
     /// Snake-case name (stored, served, a metric label).
@@ -446,6 +452,7 @@ impl RecordOutcome {
             RecordOutcome::GaveUp => "gave_up",
             RecordOutcome::Alerted => "alerted",
             RecordOutcome::BackingOff => "backing_off",
+            RecordOutcome::Joined => "joined",
         }
     }
 

@@ -32,6 +32,13 @@ pub enum Symptom {
         /// How bad it is.
         severity: Severity,
     },
+    /// A check started failing.
+    Check {
+        /// The check.
+        name: String,
+        /// How bad its failure is.
+        severity: Severity,
+    },
 }
 
 impl Symptom {
@@ -40,6 +47,7 @@ impl Symptom {
         match self {
             Symptom::Container { trigger, .. } => *trigger,
             Symptom::Anomaly { .. } => RuleTrigger::Anomaly,
+            Symptom::Check { .. } => RuleTrigger::CheckFailed,
         }
     }
 }
@@ -133,6 +141,10 @@ fn matches(rule: &RuleConfig, symptom: &Symptom) -> bool {
         } => {
             rule.series.as_ref().is_none_or(|p| p.matches(series))
                 && rule.component.as_ref().is_none_or(|c| c == component)
+                && rule.min_severity.is_none_or(|m| *severity >= m)
+        }
+        Symptom::Check { name, severity } => {
+            rule.check.as_ref().is_none_or(|p| p.matches(name))
                 && rule.min_severity.is_none_or(|m| *severity >= m)
         }
     }

@@ -40,6 +40,7 @@ fn config(webhook: Option<&str>) -> EngineConfig {
             token: None,
         }),
         operator_grace: Duration::from_secs(15),
+        ..EngineConfig::default()
     }
 }
 

@@ -37,6 +37,26 @@ pub fn close(
     Ok(())
 }
 
+/// Makes an anomaly the evidence of healing incident `incident`.
+pub fn join(conn: &Connection, id: i64, incident: i64) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached("UPDATE anomalies SET incident = ?2 WHERE id = ?1")?
+        .execute(params![id, incident])?;
+    Ok(())
+}
+
+/// The anomalies that joined healing incident `incident`, oldest first.
+pub fn evidence_of(
+    conn: &Connection,
+    incident: i64,
+) -> Result<Vec<AnomalyRecord>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, opened_ms, closed_ms, series, target, kind, severity, score, explanation, detail
+         FROM anomalies WHERE incident = ?1 ORDER BY opened_ms, id",
+    )?;
+    let rows = stmt.query_map([incident], anomaly_of)?;
+    rows.collect()
+}
+
 /// Closes anomalies a previous run left open (it stopped while they were
 /// open); returns how many.
 pub fn close_stale(conn: &Connection, now_ms: i64) -> Result<usize, rusqlite::Error> {
@@ -68,31 +88,32 @@ pub fn list(conn: &Connection, q: &AnomalyQuery) -> Result<Vec<AnomalyRecord>, r
     )?;
     let rows = stmt.query_map(
         params![q.open, q.series, q.since_ms, i64::from(q.limit.max(1))],
-        |row| {
-            let detail: String = row.get(9)?;
-            Ok(AnomalyRecord {
-                id: row.get(0)?,
-                opened_ms: row.get(1)?,
-                closed_ms: row.get(2)?,
-                series: row.get(3)?,
-                target: row.get(4)?,
-                kind: row.get(5)?,
-                severity: {
-                    let text: String = row.get(6)?;
-                    text.parse()
-                        .map_err(|e: aegis_core::severity::UnknownSeverity| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                6,
-                                rusqlite::types::Type::Text,
-                                Box::new(e),
-                            )
-                        })?
-                },
-                score: row.get(7)?,
-                explanation: row.get(8)?,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-            })
-        },
+        anomaly_of,
     )?;
     rows.collect()
+}
+
+fn anomaly_of(row: &rusqlite::Row<'_>) -> Result<AnomalyRecord, rusqlite::Error> {
+    let detail: String = row.get(9)?;
+    let severity: String = row.get(6)?;
+    Ok(AnomalyRecord {
+        id: row.get(0)?,
+        opened_ms: row.get(1)?,
+        closed_ms: row.get(2)?,
+        series: row.get(3)?,
+        target: row.get(4)?,
+        kind: row.get(5)?,
+        severity: severity
+            .parse()
+            .map_err(|e: aegis_core::severity::UnknownSeverity| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    6,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+        score: row.get(7)?,
+        explanation: row.get(8)?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+    })
 }

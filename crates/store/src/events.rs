@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use aegis_core::status::{ActionRecord, AnomalyRecord};
+use aegis_core::check::TransitionRecord;
+use aegis_core::status::{ActionRecord, AnomalyRecord, RecordOutcome};
 
 /// One thing to write that must not be shed for room.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,8 @@ pub enum StoreEvent {
     },
     /// A healing record.
     Action(ActionRecord),
+    /// A check changed state.
+    CheckTransition(TransitionRecord),
 }
 
 impl StoreEvent {
@@ -38,7 +41,16 @@ impl StoreEvent {
                 closed_ms,
                 detail,
             } => crate::anomalies::close(tx, *id, *closed_ms, detail),
-            StoreEvent::Action(r) => crate::actions::insert(tx, r).map(|_| ()),
+            StoreEvent::Action(r) => {
+                crate::actions::insert(tx, r)?;
+                // An anomaly that joined a healing incident is that
+                // incident's evidence, not an incident of its own.
+                if let (RecordOutcome::Joined, Some(anomaly)) = (r.outcome, r.anomaly_id) {
+                    crate::anomalies::join(tx, anomaly, r.incident)?;
+                }
+                Ok(())
+            }
+            StoreEvent::CheckTransition(t) => crate::checks::insert(tx, t),
         }
     }
 

@@ -48,6 +48,12 @@ pub fn list(conn: &Connection, q: &IncidentQuery) -> Result<Vec<Incident>, rusql
         .saturating_mul(4)
         .clamp(50, 5_000);
     let mut out = Vec::new();
+    // Anomalies that joined a healing incident are its evidence, shown
+    // there, not incidents of their own.
+    let joined: std::collections::HashSet<i64> = conn
+        .prepare_cached("SELECT id FROM anomalies WHERE incident IS NOT NULL AND (?1 IS NULL OR opened_ms >= ?1)")?
+        .query_map(params![q.since_ms], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     for a in anomalies::list(
         conn,
         &AnomalyQuery {
@@ -57,6 +63,9 @@ pub fn list(conn: &Connection, q: &IncidentQuery) -> Result<Vec<Incident>, rusql
             limit: window,
         },
     )? {
+        if joined.contains(&a.id) {
+            continue;
+        }
         let mut acts = actions_of_anomaly(conn, a.id)?;
         acts.reverse();
         let target = a.target.clone().unwrap_or_else(|| a.series.clone());
@@ -72,6 +81,7 @@ pub fn list(conn: &Connection, q: &IncidentQuery) -> Result<Vec<Incident>, rusql
             severity: a.severity,
             target,
             anomaly: Some(a),
+            evidence: Vec::new(),
             actions: acts,
         });
     }
@@ -109,6 +119,7 @@ pub fn list(conn: &Connection, q: &IncidentQuery) -> Result<Vec<Incident>, rusql
             summary: format!("healing of {target}: {why}"),
             status,
             anomaly: None,
+            evidence: anomalies::evidence_of(conn, incident)?,
             actions: acts,
         });
     }

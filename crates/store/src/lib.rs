@@ -22,6 +22,7 @@
 
 mod actions;
 mod anomalies;
+mod checks;
 mod events;
 mod incidents;
 mod rollup;
@@ -369,6 +370,16 @@ impl StoreHandle {
     /// were open); how many.
     pub async fn close_stale_anomalies(&self, now_ms: i64) -> Result<usize, StoreError> {
         self.query(move |c| anomalies::close_stale(c, now_ms)).await
+    }
+
+    /// The newest transitions of a check, newest first.
+    pub async fn check_transitions(
+        &self,
+        check: &str,
+        limit: u32,
+    ) -> Result<Vec<aegis_core::check::TransitionRecord>, StoreError> {
+        let check = check.to_string();
+        self.query(move |c| checks::list(c, &check, limit)).await
     }
 
     /// The stored per-minute history of one series since `since_ms`.

@@ -57,6 +57,22 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE actions ADD COLUMN incident INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX actions_incident ON actions(incident);
     ",
+    // 3: checks' transitions, each with the result that caused it; an
+    // anomaly can join a healing incident as its evidence.
+    "
+    CREATE TABLE check_transitions (
+        id         INTEGER PRIMARY KEY,
+        at_ms      INTEGER NOT NULL,
+        check_name TEXT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state   TEXT NOT NULL,
+        reason     TEXT NOT NULL DEFAULT '',
+        result     TEXT
+    );
+    CREATE INDEX check_transitions_name ON check_transitions(check_name, at_ms);
+    CREATE INDEX check_transitions_at ON check_transitions(at_ms);
+    ALTER TABLE anomalies ADD COLUMN incident INTEGER;
+    ",
 ];
 
 /// The schema version this build writes.

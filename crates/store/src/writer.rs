@@ -411,6 +411,10 @@ impl Writer {
         deleted += self
             .conn
             .execute("DELETE FROM actions WHERE at_ms < ?1", [cutoff])? as u64;
+        deleted += self
+            .conn
+            .execute("DELETE FROM check_transitions WHERE at_ms < ?1", [cutoff])?
+            as u64;
         deleted += self.conn.execute(
             "DELETE FROM anomalies WHERE opened_ms < ?1 AND closed_ms IS NOT NULL
              AND id NOT IN (SELECT anomaly_id FROM actions WHERE anomaly_id IS NOT NULL)",

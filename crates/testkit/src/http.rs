@@ -91,6 +91,9 @@ pub struct HttpStub {
     addr: SocketAddr,
     script: Arc<Mutex<Script>>,
     stop: Arc<AtomicBool>,
+    /// Every connection accepted, to cut when the stub goes (a stopped
+    /// server answers nobody, kept-alive clients included).
+    conns: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 fn lock(m: &Mutex<Script>) -> std::sync::MutexGuard<'_, Script> {
@@ -101,26 +104,46 @@ fn lock(m: &Mutex<Script>) -> std::sync::MutexGuard<'_, Script> {
 }
 
 impl HttpStub {
-    /// Starts a stub.
+    /// Starts a stub on a free port.
     pub fn start() -> HttpStub {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        Self::serve(TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}")))
+    }
+
+    /// Starts a stub on `port` (a service that comes back where it was).
+    pub fn start_on(port: u16) -> HttpStub {
+        Self::serve(
+            TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("bind {port}: {e}")),
+        )
+    }
+
+    fn serve(listener: TcpListener) -> HttpStub {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("addr: {e}"));
         let script = Arc::new(Mutex::new(Script::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (Arc::clone(&script), Arc::clone(&stop));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (s, st, cs) = (Arc::clone(&script), Arc::clone(&stop), Arc::clone(&conns));
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let s = Arc::clone(&s);
-                std::thread::spawn(move || serve(conn, &s));
+                if let (Ok(mut list), Ok(clone)) = (cs.lock(), conn.try_clone()) {
+                    list.retain(|c| c.peer_addr().is_ok());
+                    list.push(clone);
+                }
+                let (s, st) = (Arc::clone(&s), Arc::clone(&st));
+                std::thread::spawn(move || serve(conn, &s, &st));
             }
         });
-        HttpStub { addr, script, stop }
+        HttpStub {
+            addr,
+            script,
+            stop,
+            conns,
+        }
     }
 
     /// Where it listens.
@@ -164,10 +187,15 @@ impl Drop for HttpStub {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Ok(list) = self.conns.lock() {
+            for c in list.iter() {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
     }
 }
 
-fn serve(conn: TcpStream, script: &Mutex<Script>) {
+fn serve(conn: TcpStream, script: &Mutex<Script>, stop: &AtomicBool) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(write_half) = conn.try_clone() else {
         return;
@@ -176,7 +204,7 @@ fn serve(conn: TcpStream, script: &Mutex<Script>) {
     let mut writer = write_half;
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || stop.load(Ordering::SeqCst) {
             return;
         }
         let mut parts = line.split_whitespace();

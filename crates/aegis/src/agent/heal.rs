@@ -62,6 +62,7 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         verify_window: h.verify_window.0,
         alert_webhook: h.alert_webhook.clone(),
         operator_grace: OPERATOR_GRACE,
+        check_backoff: aegis_core::check::HealBackoffPolicy::default(),
     }
 }
 
@@ -122,10 +123,16 @@ impl aegis_api::HealControl for HealApi {
     }
 }
 
-/// The processes healing may signal (`pid = 0`), from the configuration.
+/// The processes healing may signal (`pid = 0`): the process checks (and
+/// the `[[processes]]` entries, which are process checks).
 pub fn process_finder(config: &Config) -> Arc<dyn ProcessFinder> {
     Arc::new(WatchedProcesses {
         proc_root: config.collect.proc_root.clone(),
-        watched: config.processes.clone(),
+        watched: config
+            .effective_checks()
+            .iter()
+            .filter(|c| c.kind == aegis_core::config::CheckKind::Process)
+            .map(|c| c.process_selector())
+            .collect(),
     })
 }

@@ -12,6 +12,7 @@
 //!   runtime, and close the store last, so nothing accepted before the
 //!   signal is lost.
 
+mod checks;
 mod heal;
 pub mod limits;
 pub mod lock;
@@ -202,13 +203,9 @@ impl Agent {
         let (sink, rx) = sink::channel(config.history.channel_capacity);
         let host_health = SourceHealth::new("host");
         let docker_health = SourceHealth::new("docker");
-        let process_health = SourceHealth::new("processes");
         let mut sources = vec![host_health.clone()];
         if config.docker.enabled {
             sources.push(docker_health.clone());
-        }
-        if !config.processes.is_empty() {
-            sources.push(process_health.clone());
         }
         let detection = Detection::new(
             next_anomaly,
@@ -235,41 +232,15 @@ impl Agent {
         );
         let mut pipeline = pipeline
             .with_heal(heal.clone())
-            .with_notifier(notifier)
+            .with_notifier(notifier.clone())
             .with_heartbeat(heartbeat_tx);
+        let sink_for_checks = sink.clone();
 
-        if !config.processes.is_empty() {
-            parts.push((
-                "processes",
-                Role::Optional,
-                Box::pin(run_polled(
-                    aegis_collect::process::ProcessSource::new(
-                        &config.collect.proc_root,
-                        config.processes.clone(),
-                    ),
-                    config.collect.interval.0,
-                    Arc::clone(&clock),
-                    sink.clone(),
-                    process_health,
-                    stop.child_token(),
-                )),
-            ));
-        }
-        if !config.probes.is_empty() {
-            let (view, probes) = aegis_collect::probe::build_probes(
-                config.probes.clone(),
-                config.probe.clone(),
-                Arc::clone(&clock),
-                sink.clone(),
-            )
-            .map_err(|e| anyhow::anyhow!(e))?;
-            pipeline = pipeline.with_endpoints(view);
-            let stop = stop.child_token();
-            parts.push(("probes", Role::Optional, Box::pin(probes.run(stop))));
-        }
+        // The containers as last seen: the Docker source writes, container
+        // checks read.
+        let (view_tx, containers) = tokio::sync::watch::channel(Arc::new(Vec::new()));
         if config.docker.enabled {
             let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(CONTAINER_EVENTS);
-            let (view_tx, _view) = tokio::sync::watch::channel(Arc::new(Vec::new()));
             parts.push((
                 "docker",
                 Role::Optional,
@@ -327,6 +298,49 @@ impl Agent {
                 stop.child_token(),
             )),
         ));
+        // Checks: every [[checks]], [[probes]] and [[processes]] entry.
+        let effective = config.effective_checks();
+        let checks_api = if effective.is_empty() {
+            None
+        } else {
+            let (transitions_tx, transitions) =
+                tokio::sync::mpsc::channel(checks::TRANSITION_QUEUE);
+            let (owner, handle) = aegis_collect::check::Checks::new(
+                effective.clone(),
+                config.probe.clone(),
+                aegis_collect::check::CheckContext {
+                    clock: Arc::clone(&clock),
+                    proc_root: config.collect.proc_root.clone(),
+                    latest: Some(ends.latest.clone()),
+                    containers: config.docker.enabled.then(|| containers.clone()),
+                },
+                sink_for_checks.clone(),
+                transitions_tx,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            pipeline = pipeline.with_checks(handle.view());
+            parts.push((
+                "checks",
+                Role::Optional,
+                Box::pin(owner.run(stop.child_token())),
+            ));
+            parts.push((
+                "check-events",
+                Role::Critical,
+                Box::pin(checks::fan_out(
+                    transitions,
+                    effective,
+                    store.clone(),
+                    heal.clone(),
+                    notifier.clone(),
+                    stop.child_token(),
+                )),
+            ));
+            Some(Arc::new(checks::ChecksApi {
+                handle,
+                store: store.clone(),
+            }) as Arc<dyn aegis_api::ChecksReader>)
+        };
         parts.push((
             "pipeline",
             Role::Critical,
@@ -347,6 +361,7 @@ impl Agent {
             token: config.api.token.as_deref().map(Arc::from),
             read_requires_token: config.api.read_requires_token,
             heal: Some(Arc::new(heal::HealApi(heal))),
+            checks: checks_api,
         };
         let limits = aegis_api::Limits {
             max_connections: config.api.max_connections as usize,

@@ -68,7 +68,7 @@ pub struct Pipeline {
     fanout: fanout::Fanout,
     open: fanout::OpenAnomalies,
     heal_summary: Option<watch::Receiver<HealSummary>>,
-    endpoints: Option<aegis_collect::probe::EndpointView>,
+    checks: Option<watch::Receiver<Arc<Vec<aegis_core::check::CheckStatus>>>>,
     disk_full: bool,
     beat: Option<watch::Sender<i64>>,
 }
@@ -122,7 +122,7 @@ impl Pipeline {
             },
             open: fanout::OpenAnomalies::default(),
             heal_summary: None,
-            endpoints: None,
+            checks: None,
             disk_full: false,
             beat: None,
         };
@@ -148,9 +148,12 @@ impl Pipeline {
         self
     }
 
-    /// Reports the endpoint probes' states in the status.
-    pub fn with_endpoints(mut self, view: aegis_collect::probe::EndpointView) -> Self {
-        self.endpoints = Some(view);
+    /// Reports the checks' states in the status.
+    pub fn with_checks(
+        mut self,
+        view: watch::Receiver<Arc<Vec<aegis_core::check::CheckStatus>>>,
+    ) -> Self {
+        self.checks = Some(view);
         self
     }
 

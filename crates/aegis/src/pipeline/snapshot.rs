@@ -47,15 +47,10 @@ impl Pipeline {
             },
             store: self.fanout.store.status(),
             heal: self.heal_summary.as_ref().map(|r| r.borrow().clone()),
-            endpoints: self
-                .endpoints
+            checks: self
+                .checks
                 .as_ref()
-                .map(|v| {
-                    v.snapshot()
-                        .iter()
-                        .filter_map(|e| serde_json::to_value(e).ok())
-                        .collect()
-                })
+                .map(|v| v.borrow().as_ref().clone())
                 .unwrap_or_default(),
             notify: self.fanout.notifier.as_ref().map(|n| n.summary()),
             panics: crate::agent::tasks::panics(),

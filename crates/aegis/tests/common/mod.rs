@@ -158,7 +158,12 @@ pub fn wait_until(within: Duration, f: impl FnMut() -> bool) -> bool {
 /// an open anomaly does not open again.
 pub fn calm_before_the_jump(agent: &Agent) {
     let calm = wait_until(Duration::from_secs(60), || {
-        let ready = agent.json("/api/v1/series/host_load1")["score"]["state"] == "ready";
+        // The series appears with the first collections.
+        let (code, body) = agent.get("/api/v1/series/host_load1");
+        let ready = code == 200
+            && serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()["score"]
+                ["state"]
+                == "ready";
         let open = agent
             .json("/api/v1/anomalies?status=open")
             .as_array()

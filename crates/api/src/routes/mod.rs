@@ -2,6 +2,7 @@
 //! extractor first, so a wrong method or path is answered before any
 //! token is asked for.
 
+pub(crate) mod checks;
 pub(crate) mod heal;
 pub(crate) mod history;
 pub(crate) mod openapi;
@@ -24,6 +25,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/series/{name}", &["GET"]),
     ("/api/v1/anomalies", &["GET"]),
     ("/api/v1/incidents", &["GET"]),
+    ("/api/v1/checks", &["GET"]),
+    ("/api/v1/checks/{name}", &["GET"]),
     ("/api/v1/actions", &["GET", "POST"]),
     ("/api/v1/breakers", &["GET"]),
     ("/api/v1/heal/pause", &["POST"]),

@@ -17,6 +17,7 @@
 
 mod agent;
 mod api;
+mod checks;
 mod collect;
 mod detect;
 mod docker;
@@ -35,6 +36,10 @@ use serde::{Deserialize, Serialize};
 
 pub use agent::{AgentConfig, LogConfig, LogFormat};
 pub use api::{ApiConfig, DEFAULT_LISTEN};
+pub use checks::{
+    check_of_probe, check_of_process, CheckConfig, CheckKind, DEFAULT_MIN_DAYS,
+    DEFAULT_RESTART_WINDOW,
+};
 pub use collect::{CollectConfig, HistoryConfig};
 pub use detect::DetectConfig;
 pub use docker::DockerConfig;
@@ -75,6 +80,8 @@ pub struct Config {
     pub probes: Vec<ProbeConfig>,
     /// Processes to watch.
     pub processes: Vec<ProcessConfig>,
+    /// Checks: explicit conditions, judged from the first result.
+    pub checks: Vec<CheckConfig>,
     /// Where anomalies are announced.
     pub notify: NotifyConfig,
     /// The HTTP API and dashboard.
@@ -146,9 +153,39 @@ impl Config {
         self.probe.validate(&mut p);
         probe::validate_probes(&self.probes, &self.probe, &mut p);
         process::validate_processes(&self.processes, &mut p);
+        checks::validate_checks(&self.checks, &self.legacy_checks(), &self.probe, &mut p);
         self.notify.validate(&mut p);
         self.api.validate(&mut p);
         p
+    }
+}
+
+impl Config {
+    /// `[[probes]]` and `[[processes]]` as the checks they are, each with
+    /// the field path of its entry.
+    fn legacy_checks(&self) -> Vec<(String, CheckConfig)> {
+        let probes = self
+            .probes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("probes.{i}"), check_of_probe(p, &self.probe)));
+        let processes = self.processes.iter().enumerate().map(|(i, p)| {
+            (
+                format!("processes.{i}"),
+                check_of_process(p, self.collect.interval),
+            )
+        });
+        probes.chain(processes).collect()
+    }
+
+    /// Every check the agent runs: `[[checks]]`, then `[[probes]]` and
+    /// `[[processes]]` as `http` and `process` checks.
+    pub fn effective_checks(&self) -> Vec<CheckConfig> {
+        self.checks
+            .iter()
+            .cloned()
+            .chain(self.legacy_checks().into_iter().map(|(_, c)| c))
+            .collect()
     }
 }
 

@@ -250,3 +250,76 @@ fn a_negative_count_names_its_field() {
     assert_eq!(err.problems[0].field, "history.max_series", "{err}");
     assert_eq!(err.problems[0].line, Some(2), "{err}");
 }
+
+#[test]
+fn checks_load_with_their_kinds_fields() {
+    let cfg = Config::from_toml(
+        "[[checks]]\nname = \"db\"\nkind = \"tcp\"\naddress = \"127.0.0.1:6379\"\nsend = \"PING\\r\\n\"\nexpect = \"+PONG\"\ninterval = \"1s\"\n\n\
+         [[checks]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://127.0.0.1:8080/health\"\ninterval = \"1s\"\ntimeout = \"500ms\"\ndepends_on = [\"db\"]\ncontainer = \"web\"\n",
+    )
+    .expect("valid");
+    assert_eq!(cfg.checks.len(), 2);
+    assert_eq!(cfg.checks[1].depends_on[0].as_str(), "db");
+    assert_eq!(
+        cfg.checks[1].timeout_or(&cfg.probe),
+        Duration::from_millis(500)
+    );
+    // A default timeout is never longer than the interval.
+    assert_eq!(cfg.checks[0].timeout_or(&cfg.probe), Duration::from_secs(1));
+}
+
+#[test]
+fn every_bad_check_is_a_problem_with_its_line_and_field() {
+    let cases: &[(&str, &str)] = &[
+        ("[[checks]]\nname = \"a\"\nkind = \"smtp\"\n", "checks.0.kind"),
+        ("[[checks]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nurl = \"http://x/\"\n", "checks.0.url"),
+        ("[[checks]]\nname = \"a\"\nkind = \"http\"\n", "checks.0"),
+        ("[[checks]]\nname = \"a\"\nkind = \"tcp\"\n", "checks.0"),
+        ("[[checks]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = \"1s\"\ntimeout = \"2s\"\n", "checks.0.timeout"),
+        ("[[checks]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nfailure_threshold = 0\n", "checks.0.failure_threshold"),
+        ("[[checks]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nsuccess_threshold = 0\n", "checks.0.success_threshold"),
+        ("[[checks]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ndepends_on = [\"nope\"]\n", "checks.0.depends_on.0"),
+        ("[[checks]]\nname = \"a\"\nkind = \"program\"\nargv = []\n", "checks.0.argv"),
+        ("[[checks]]\nname = \"a\"\nkind = \"program\"\nargv = [\"sh\", \"-c\", \"true\"]\n", "checks.0.argv"),
+        ("[[checks]]\nname = \"a\"\nkind = \"filesystem\"\nmount = \"/\"\nmax_used_ratio = 1.5\n", "checks.0.max_used_ratio"),
+        ("[[checks]]\nname = \"a\"\nkind = \"series\"\nseries = \"host_load1\"\n", "checks.0"),
+        ("[[checks]]\nname = \"a\"\nkind = \"container\"\n", "checks.0"),
+        ("[[checks]]\nname = \"a\"\nkind = \"process\"\n", "checks.0"),
+        ("[[checks]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n[[checks]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"127.0.0.1:2\"\n", "checks.1.name"),
+        ("[[checks]]\nname = \"web\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n[[probes]]\nname = \"web\"\nurl = \"http://127.0.0.1/\"\n", "probes.0.name"),
+    ];
+    for (text, field) in cases {
+        let err = Config::from_toml(text).expect_err(text);
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.field == *field && p.line.is_some()),
+            "{text}\nwanted a problem at {field} with a line, got:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn a_dependency_cycle_is_refused() {
+    let text = "[[checks]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ndepends_on = [\"b\"]\n\
+                [[checks]]\nname = \"b\"\nkind = \"tcp\"\naddress = \"127.0.0.1:2\"\ndepends_on = [\"a\"]\n";
+    let err = Config::from_toml(text).expect_err("cycle");
+    assert!(err.to_string().contains("cycle: a -> b -> a"), "{err}");
+    assert!(err.problems[0].line.is_some(), "{err}");
+}
+
+#[test]
+fn probes_and_processes_become_checks() {
+    let cfg = Config::from_toml(
+        "[[probes]]\nname = \"api\"\nurl = \"http://127.0.0.1:1/\"\n[[processes]]\nname = \"nginx\"\ncomm = \"nginx\"\n",
+    )
+    .expect("valid");
+    let checks = cfg.effective_checks();
+    assert_eq!(
+        checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind))
+            .collect::<Vec<_>>(),
+        vec![("api", CheckKind::Http), ("nginx", CheckKind::Process)]
+    );
+}

@@ -84,10 +84,11 @@ impl Engine {
         if let Some(i) = self.incidents.get_mut(inc.id) {
             i.phase = super::incident::Phase::Acting;
         }
+        self.check_heal_started(inc);
         let executor = Arc::clone(&self.env.executor);
         let ctx = Arc::clone(&self.env.exec);
         let clock = Arc::clone(&self.env.clock);
-        let target = inc.target.clone();
+        let target = inc.default_target(&spec);
         let retries = self.config.retries;
         let backoff = BackoffPolicy::doubling(
             self.config.retry_backoff,

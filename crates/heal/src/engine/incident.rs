@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aegis_core::action::ActionSpec;
+use aegis_core::check::CheckSubject;
 use aegis_core::status::RecordOutcome;
 use aegis_core::Severity;
 use aegis_notify::Receiver;
@@ -27,6 +28,8 @@ pub(super) enum Verification {
     ContainerRuns(String),
     /// The anomaly (by id) closes.
     AnomalyCloses(i64),
+    /// The check (by name) passes again.
+    CheckPasses(String),
     /// Nothing to watch (a manual action): the action working is the verdict.
     ActionWorks,
 }
@@ -50,6 +53,8 @@ pub(super) struct Incident {
     /// The trigger's name (`container_unhealthy`, `anomaly`, `manual`...).
     pub symptom: &'static str,
     pub target: String,
+    /// What it is about: the default targets of its actions.
+    pub subject: CheckSubject,
     pub verify: Verification,
     pub anomaly_id: Option<i64>,
     pub ladder: Vec<ActionSpec>,
@@ -64,6 +69,19 @@ impl Incident {
     pub fn action(&self) -> &'static str {
         self.ladder.get(self.rung).map_or("none", ActionSpec::name)
     }
+
+    /// What an action without a target of its own acts on: the subject's
+    /// container, unit or process when it has one, else the incident's target.
+    pub fn default_target(&self, spec: &ActionSpec) -> String {
+        let s = &self.subject;
+        match spec {
+            ActionSpec::Container(_) => s.container.clone(),
+            ActionSpec::ServiceRestart(_) => s.service.clone(),
+            ActionSpec::Signal(_) => s.process.clone(),
+            _ => None,
+        }
+        .unwrap_or_else(|| self.target.clone())
+    }
 }
 
 /// What opens an incident: everything a trigger knows about it.
@@ -75,6 +93,8 @@ pub(super) struct Opening {
     pub symptom: &'static str,
     /// What it concerns.
     pub target: String,
+    /// What it is about, for actions without a target of their own.
+    pub subject: CheckSubject,
     /// How the heal is judged.
     pub verify: Verification,
     /// The anomaly that started it, if one did.
@@ -85,6 +105,8 @@ pub(super) struct Opening {
     pub event_ns: Option<i64>,
     /// Why it opened, for the record.
     pub reason: String,
+    /// Do not act before this (monotonic): a back-off still running.
+    pub hold_until: Option<Duration>,
 }
 
 impl Opening {
@@ -93,12 +115,14 @@ impl Opening {
         Self {
             key: format!("manual:{target}"),
             symptom: "manual",
+            subject: CheckSubject::default(),
             target,
             verify: Verification::ActionWorks,
             anomaly_id: None,
             ladder: vec![spec],
             event_ns: None,
             reason: "manual request".into(),
+            hold_until: None,
         }
     }
 }
@@ -170,6 +194,7 @@ impl Engine {
             key: o.key,
             symptom: o.symptom,
             target: o.target,
+            subject: o.subject,
             verify: o.verify,
             anomaly_id: o.anomaly_id,
             ladder: o.ladder,
@@ -197,8 +222,16 @@ impl Engine {
         if !enabled {
             return Some(id);
         }
+        let hold = o.hold_until;
         self.incidents.insert(inc);
-        self.try_rung(id);
+        match hold {
+            Some(until) => {
+                if let Some(i) = self.incidents.get_mut(id) {
+                    i.phase = Phase::Waiting { until, tries: 0 };
+                }
+            }
+            None => self.try_rung(id),
+        }
         Some(id)
     }
 
@@ -221,6 +254,7 @@ impl Engine {
             &inc,
             Step::note("none", RecordOutcome::GaveUp, why.clone()).with(json!({"rung": inc.rung})),
         );
+        self.check_gave_up(&inc);
         let message = self.give_up_message(&inc, &why);
         let direct = self
             .config
@@ -236,12 +270,14 @@ impl Engine {
     fn target_of(inc: &Incident, spec: &ActionSpec) -> String {
         match spec {
             ActionSpec::Container(c) if !c.container.is_empty() => c.container.clone(),
-            ActionSpec::Container(_) => inc.target.clone(),
+            ActionSpec::Container(_) => inc.default_target(spec),
             ActionSpec::RedisFlush(r) => format!("redis://{}", r.address),
             ActionSpec::MemcachedFlush(m) => format!("memcached://{}", m.address),
-            ActionSpec::Signal(s) if s.pid == 0 => format!("process:{}", inc.target),
+            ActionSpec::Signal(s) if s.pid == 0 => format!("process:{}", inc.default_target(spec)),
             ActionSpec::Signal(s) => format!("pid:{}", s.pid),
-            ActionSpec::ServiceRestart(s) if s.unit.is_empty() => format!("unit:{}", inc.target),
+            ActionSpec::ServiceRestart(s) if s.unit.is_empty() => {
+                format!("unit:{}", inc.default_target(spec))
+            }
             ActionSpec::ServiceRestart(s) => format!("unit:{}", s.unit),
             ActionSpec::Command(c) => {
                 format!("command:{}", c.argv.first().cloned().unwrap_or_default())

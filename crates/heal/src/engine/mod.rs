@@ -15,6 +15,7 @@
 //! recorded and the incident goes on. Nothing can leave the engine waiting.
 
 mod attempt;
+mod checks;
 mod incident;
 mod record;
 mod trigger;
@@ -38,7 +39,7 @@ use crate::guard::{Guard, GuardConfig, GuardCounters, TargetStatus};
 use crate::policy::Policy;
 
 pub use record::Recorder;
-pub use trigger::{AnomalyOpened, Trigger};
+pub use trigger::{AnomalyOpened, CheckFailing, Trigger};
 
 /// Triggers waiting for the engine at most (events beyond are refused and
 /// the sender says so).
@@ -67,6 +68,8 @@ pub struct EngineConfig {
     pub alert_webhook: Option<Webhook>,
     /// A `die` within this long of a `kill`/`stop` is an operator's stop.
     pub operator_grace: Duration,
+    /// How the heals of a check's target back off.
+    pub check_backoff: aegis_core::check::HealBackoffPolicy,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +83,7 @@ impl Default for EngineConfig {
             verify_window: Duration::from_secs(60),
             alert_webhook: None,
             operator_grace: Duration::from_secs(15),
+            check_backoff: aegis_core::check::HealBackoffPolicy::default(),
         }
     }
 }
@@ -245,6 +249,7 @@ pub struct Engine {
     requests: mpsc::Receiver<Request>,
     incidents: incident::Incidents,
     containers: trigger::ContainerMemory,
+    checks: checks::CheckWatches,
     attempts: attempt::Attempts,
     verifications: verify::Verifications,
     deliveries: record::Deliveries,
@@ -261,6 +266,7 @@ impl Engine {
         let guard = Guard::new(config.guard.clone());
         let (summary, summary_rx) = watch::channel(HealSummary::default());
         let next = env.next_incident;
+        let check_backoff = config.check_backoff;
         (
             Self {
                 config,
@@ -271,6 +277,7 @@ impl Engine {
                 requests,
                 incidents: incident::Incidents::new(next),
                 containers: trigger::ContainerMemory::default(),
+                checks: checks::CheckWatches::new(check_backoff),
                 attempts: attempt::Attempts::default(),
                 verifications: verify::Verifications::default(),
                 deliveries: record::Deliveries::default(),
@@ -437,6 +444,7 @@ impl Engine {
     fn on_tick(&mut self) {
         self.publish();
         self.retry_waiting();
+        self.retry_checks();
         self.expire_verifications();
     }
 }

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aegis_core::check::CheckSubject;
 use aegis_core::config::RuleTrigger;
 use aegis_core::container::{ContainerEvent, ContainerHealth, EventKind};
 use aegis_core::status::RecordOutcome;
@@ -43,6 +44,21 @@ pub struct AnomalyOpened {
     pub explanation: String,
 }
 
+/// A check that started failing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckFailing {
+    /// The check.
+    pub check: String,
+    /// Its kind (`http`, `process`...).
+    pub kind: String,
+    /// What it is about: the default targets of its actions.
+    pub subject: CheckSubject,
+    /// How bad its failure is.
+    pub severity: Severity,
+    /// What the failing result said.
+    pub reason: String,
+}
+
 /// Something that may need healing.
 #[derive(Debug, Clone)]
 pub enum Trigger {
@@ -54,6 +70,16 @@ pub enum Trigger {
     AnomalyClosed {
         /// Its id.
         id: i64,
+    },
+    /// A check started failing (not blocked: its dependencies pass).
+    CheckFailed(CheckFailing),
+    /// A check that failed passes again, or is blocked by a dependency (it
+    /// is then not this check's to heal).
+    CheckStopped {
+        /// The check.
+        check: String,
+        /// Whether it passes (false: blocked, or no verdict).
+        passing: bool,
     },
 }
 
@@ -87,7 +113,12 @@ impl Engine {
     pub(super) fn on_trigger(&mut self, t: Trigger) {
         match t {
             Trigger::Container(e) => self.on_container(e),
+            Trigger::CheckFailed(c) => self.check_failed(c),
+            Trigger::CheckStopped { check, passing } => self.check_stopped(&check, passing),
             Trigger::AnomalyOpened(a) => {
+                if self.join_as_evidence(&a) {
+                    return;
+                }
                 let symptom = Symptom::Anomaly {
                     series: a.series.clone(),
                     component: a.component.clone(),
@@ -99,12 +130,14 @@ impl Engine {
                 let opening = Opening {
                     key: format!("anomaly:{}", a.series),
                     symptom: RuleTrigger::Anomaly.as_str(),
+                    subject: CheckSubject::default(),
                     target: a.target,
                     verify: Verification::AnomalyCloses(a.id),
                     anomaly_id: Some(a.id),
                     ladder: rule.actions.clone(),
                     event_ns: None,
                     reason: format!("rule {:?}: {}", rule.name, a.explanation),
+                    hold_until: None,
                 };
                 self.open(opening);
             }
@@ -206,13 +239,52 @@ impl Engine {
         let opening = Opening {
             key,
             symptom: trigger.as_str(),
+            subject: CheckSubject {
+                container: Some(e.name.clone()),
+                ..CheckSubject::default()
+            },
             target: e.name.clone(),
             verify: Verification::ContainerRuns(e.id.clone()),
             anomaly_id: None,
             ladder: rule.actions.clone(),
             event_ns: Some(e.engine_time_ns),
             reason: format!("rule {:?}: {how} {what}", rule.name),
+            hold_until: None,
         };
         self.open(opening);
+    }
+}
+
+impl Engine {
+    /// An anomaly on the target of an incident being handled joins it as
+    /// evidence instead of opening one of its own: one fault, one incident.
+    fn join_as_evidence(&mut self, a: &AnomalyOpened) -> bool {
+        let joined = self
+            .incidents
+            .values()
+            .find(|i| {
+                i.target == a.target
+                    || i.subject.container.as_deref() == Some(a.target.as_str())
+                    || i.subject.process.as_deref() == Some(a.target.as_str())
+            })
+            .cloned();
+        let Some(inc) = joined else {
+            return false;
+        };
+        let mut evidence = inc.clone();
+        evidence.anomaly_id = Some(a.id);
+        self.record(
+            &evidence,
+            Step::note(
+                "none",
+                RecordOutcome::Joined,
+                format!(
+                    "anomaly {} on {} ({}) joined as evidence: {}",
+                    a.id, a.series, a.component, a.explanation
+                ),
+            )
+            .with(serde_json::json!({"anomaly": a.id, "series": a.series, "severity": a.severity})),
+        );
+        true
     }
 }

@@ -58,8 +58,8 @@ impl Engine {
                     "the action succeeded; a manual action has nothing else to verify",
                 );
             }
-            // The AnomalyClosed trigger decides, or the deadline.
-            Verification::AnomalyCloses(_) => {}
+            // The AnomalyClosed or CheckStopped trigger decides, or the deadline.
+            Verification::AnomalyCloses(_) | Verification::CheckPasses(_) => {}
             Verification::ContainerRuns(container) => {
                 let containers = Arc::clone(&self.env.exec.containers);
                 let (incident, container) = (inc.id, container.clone());
