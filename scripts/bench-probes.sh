@@ -72,9 +72,10 @@ curl -s "127.0.0.1:$fport/api/v1/status" >"$work/status.json"
 python3 - "$work/status.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-up = sum(1 for e in s["endpoints"] if e.get("up"))
+checks = s["checks"]
+passing = sum(1 for c in checks if c["state"] == "passing")
 sources = ", ".join(x["name"] + "=" + x["state"] for x in s["sources"])
-print(f"endpoints probed: {len(s['endpoints'])}, up: {up}; sources: {sources}")
+print(f"checks: {len(checks)}, passing: {passing}; sources: {sources}")
 PY
 
 read -r wall fc bc fs bs fm bm < <(measure_pair "$fpid" "$bpid" "$window")

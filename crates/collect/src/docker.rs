@@ -144,6 +144,12 @@ struct Poller {
     health: SourceHealth,
     counters: CounterTracker<(&'static str, String)>,
     last_health: HashMap<String, Option<ContainerHealth>>,
+    /// True until the first poll of a connection has run: only then can a
+    /// health change have escaped the event stream (it was not yet, or no
+    /// longer, being read). While the stream runs it delivers every change
+    /// itself, and a second, later report of the same change would be
+    /// mistaken for a new episode.
+    catch_up: bool,
     config: DockerConfig,
 }
 
@@ -176,13 +182,14 @@ impl Poller {
                 _ => {}
             }
             // A health change the event stream did not deliver (it was
-            // down, or lagged), or a container already unhealthy when first
-            // seen (the agent started after it turned): synthesise the
-            // event, so healing never depends on the stream alone.
+            // down while the engine was away), or a container already
+            // unhealthy when first seen (the agent started after it
+            // turned): synthesise the event on the first poll of a
+            // connection, so healing never depends on the stream alone.
             // Only for running containers: a stopped container's health is
             // not news, and its check stops on its own.
             let previous = self.last_health.insert(c.id.clone(), c.health);
-            if !c.running() {
+            if !c.running() || !self.catch_up {
                 continue;
             }
             let news = match (previous, c.health) {
@@ -322,6 +329,7 @@ pub async fn run_docker(
         health,
         counters: CounterTracker::new(),
         last_health: HashMap::new(),
+        catch_up: true,
         config,
     };
     loop {
@@ -395,6 +403,7 @@ impl Poller {
     /// Serves one connection until it breaks; returns why it broke.
     async fn connected(&mut self, docker: &Docker, cancel: &CancellationToken) -> String {
         let mut stream = tokio::spawn(forward_events(docker.clone(), self.events.clone()));
+        self.catch_up = true;
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let why = loop {
@@ -407,6 +416,7 @@ impl Poller {
                     if let Err(e) = self.poll(docker).await {
                         break e;
                     }
+                    self.catch_up = false;
                 }
             }
         };

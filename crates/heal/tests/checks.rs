@@ -212,3 +212,37 @@ async fn a_check_that_keeps_failing_is_never_given_up_for_good() {
     rig.settle().await;
     assert_eq!(rig.count(RecordOutcome::Failed), attempts);
 }
+
+/// One fault, one incident: an anomaly on the target of a check's incident
+/// joins it as evidence instead of opening an incident of its own.
+#[tokio::test(start_paused = true)]
+async fn an_anomaly_on_a_failing_checks_target_joins_its_incident() {
+    let mut rig = rig();
+    rig.broken.store(true, Ordering::SeqCst);
+    assert!(rig.handle.trigger(failing()));
+    rig.until(RecordOutcome::Failed, 1, 5).await;
+    assert!(rig
+        .handle
+        .trigger(Trigger::AnomalyOpened(aegis_heal::engine::AnomalyOpened {
+            id: 42,
+            series: "endpoint_up/web".into(),
+            target: "web".into(),
+            component: "shift".into(),
+            severity: Severity::Warning,
+            explanation: "endpoint_up fell to 0".into(),
+        })));
+    rig.settle().await;
+    let joined = rig
+        .all
+        .iter()
+        .find(|r| r.outcome == RecordOutcome::Joined)
+        .expect("the anomaly joined the incident");
+    let decided = rig
+        .all
+        .iter()
+        .filter(|r| r.outcome == RecordOutcome::Decided)
+        .collect::<Vec<_>>();
+    assert_eq!(decided.len(), 1, "a second incident was opened");
+    assert_eq!(joined.incident, decided[0].incident);
+    assert_eq!(joined.anomaly_id, Some(42));
+}

@@ -10,6 +10,7 @@
 //! - [`process`]: child-process guards and real servers on free ports.
 //! - [`need`]: external dependencies and skips.
 
+pub mod docker;
 pub mod http;
 pub mod need;
 pub mod process;

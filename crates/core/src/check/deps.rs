@@ -148,8 +148,7 @@ mod tests {
                 missing: "db".into()
             }])
         );
-        let err = graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"])])
-            .expect_err("cycle");
+        let err = graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"])]).expect_err("cycle");
         assert!(
             matches!(&err[0], DependencyError::Cycle { path } if path.len() == 4),
             "{err:?}"

@@ -28,6 +28,9 @@ pub(super) struct CheckWatch {
     backoff: HealBackoff,
     /// The next try after a give-up (monotonic).
     retry_at: Option<Duration>,
+    /// The incident of the current failure (open, or given up and waiting
+    /// to try again): what evidence joins.
+    incident: Option<Incident>,
 }
 
 /// Every check the engine has heard of (bounded by the configured checks).
@@ -54,6 +57,7 @@ impl CheckWatches {
                 failing: None,
                 backoff: HealBackoff::new(policy),
                 retry_at: None,
+                incident: None,
             })
     }
 }
@@ -77,6 +81,7 @@ impl Engine {
         let w = self.checks.watch(check);
         w.failing = None;
         w.retry_at = None;
+        w.incident = None;
         if passing {
             w.backoff.passing(now);
         }
@@ -157,6 +162,8 @@ impl Engine {
             reason: format!("rule {rule_name:?}: {why}: {}", c.reason),
             hold_until: (!allowed).then_some(not_before),
         })?;
+        let opened = self.incidents.get(id).cloned();
+        self.checks.watch(&c.check).incident = opened;
         if !allowed {
             if let Some(inc) = self.incidents.get(id).cloned() {
                 let wait = not_before.saturating_sub(now);
@@ -225,5 +232,23 @@ impl Engine {
                 "the check still fails; trying again after the back-off",
             );
         }
+    }
+}
+
+impl Engine {
+    /// The incident of a failing check about `target`, open or given up
+    /// and waiting to try again.
+    pub(super) fn failing_check_incident(&self, target: &str) -> Option<Incident> {
+        self.checks
+            .by_name
+            .values()
+            .filter(|w| w.failing.is_some())
+            .filter_map(|w| w.incident.as_ref())
+            .find(|i| {
+                i.target == target
+                    || i.subject.container.as_deref() == Some(target)
+                    || i.subject.process.as_deref() == Some(target)
+            })
+            .cloned()
     }
 }

@@ -267,7 +267,8 @@ impl Engine {
                     || i.subject.container.as_deref() == Some(a.target.as_str())
                     || i.subject.process.as_deref() == Some(a.target.as_str())
             })
-            .cloned();
+            .cloned()
+            .or_else(|| self.failing_check_incident(&a.target));
         let Some(inc) = joined else {
             return false;
         };
