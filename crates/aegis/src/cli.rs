@@ -221,6 +221,9 @@ fn urlencode(s: &str) -> String {
 /// Exit code for input data that cannot be used (EX_DATAERR).
 pub const EXIT_DATA: u8 = 65;
 
+/// Exit code for an input file that cannot be opened (EX_NOINPUT).
+pub const EXIT_NO_INPUT: u8 = 66;
+
 fn detect(args: DetectArgs) -> ExitCode {
     let options = crate::offline::DetectOptions {
         input: args.file,
@@ -231,10 +234,15 @@ fn detect(args: DetectArgs) -> ExitCode {
     match crate::offline::run(&options) {
         Ok(summary) => {
             crate::output::err(&format!(
-                "{}: {} rows scored, {} alerts{}",
+                "{}: {} rows scored, {} alerts{}{}",
                 options.input.display(),
                 summary.rows,
                 summary.alerts,
+                if summary.missing > 0 {
+                    format!(", {} rows without a value", summary.missing)
+                } else {
+                    String::new()
+                },
                 if summary.skipped > 0 {
                     format!(", {} malformed rows skipped", summary.skipped)
                 } else {
@@ -248,10 +256,10 @@ fn detect(args: DetectArgs) -> ExitCode {
         }
         Err(e) => {
             crate::output::err(&format!("error: {e:#}"));
-            if e.downcast_ref::<crate::offline::InputError>().is_some() {
-                ExitCode::from(EXIT_DATA)
-            } else {
-                ExitCode::FAILURE
+            match e.downcast_ref::<crate::offline::InputError>() {
+                Some(crate::offline::InputError::Missing { .. }) => ExitCode::from(EXIT_NO_INPUT),
+                Some(_) => ExitCode::from(EXIT_DATA),
+                None => ExitCode::FAILURE,
             }
         }
     }

@@ -28,6 +28,14 @@ pub struct DetectOptions {
 /// A problem with the input that stops the run.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
+    /// The file cannot be read at all.
+    #[error("{file}: {message}")]
+    Missing {
+        /// The file.
+        file: String,
+        /// Why.
+        message: String,
+    },
     /// The header lacks what is needed.
     #[error("{file}: {message}")]
     Header {
@@ -53,6 +61,9 @@ pub enum InputError {
 pub struct DetectSummary {
     /// Rows scored.
     pub rows: u64,
+    /// Rows without a value in any scored column: passed through with an
+    /// empty score, not scored.
+    pub missing: u64,
     /// Rows skipped as malformed.
     pub skipped: u64,
     /// Alerts opened.
@@ -81,8 +92,10 @@ pub fn parse_timestamp(text: &str) -> Result<f64, String> {
         })
 }
 
-/// Parses a value: a number, or empty/`NaN`/`null` for a missing value.
-fn parse_value(text: &str) -> Result<f64, ()> {
+/// Parses a value: a finite number, or empty/`NaN`/`null`/`NA` for a
+/// missing value. An infinity is refused: no measurement is infinite, and
+/// scoring it as a number would hide the row's problem.
+fn parse_value(text: &str) -> Result<f64, &'static str> {
     let t = text.trim();
     if t.is_empty()
         || t.eq_ignore_ascii_case("nan")
@@ -91,7 +104,53 @@ fn parse_value(text: &str) -> Result<f64, ()> {
     {
         return Ok(f64::NAN);
     }
-    t.parse::<f64>().map_err(|_| ())
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err("is not a finite number"),
+        Err(_) => Err("is not a number"),
+    }
+}
+
+/// The output file, written beside its final name and renamed into place
+/// only when the whole input has been scored: an error leaves no partial
+/// file behind (and an older output untouched).
+struct PendingOutput {
+    partial: PathBuf,
+    target: PathBuf,
+    done: bool,
+}
+
+impl PendingOutput {
+    fn create(target: &Path) -> anyhow::Result<(Self, std::fs::File)> {
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".partial-{}", std::process::id()));
+        let partial = target.with_file_name(name);
+        let file = std::fs::File::create(&partial)
+            .with_context(|| format!("creating {}", target.display()))?;
+        Ok((
+            Self {
+                partial,
+                target: target.to_path_buf(),
+                done: false,
+            },
+            file,
+        ))
+    }
+
+    fn commit(mut self) -> anyhow::Result<()> {
+        std::fs::rename(&self.partial, &self.target)
+            .with_context(|| format!("writing {}", self.target.display()))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for PendingOutput {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
 }
 
 struct Column {
@@ -103,17 +162,22 @@ struct Column {
 /// Runs the detectors over the file.
 pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
     let file = options.input.display().to_string();
-    let size = std::fs::metadata(&options.input)
-        .with_context(|| format!("reading {file}"))?
-        .len();
+    let missing = |e: std::io::Error| InputError::Missing {
+        file: file.clone(),
+        message: e.to_string(),
+    };
+    let size = std::fs::metadata(&options.input).map_err(missing)?.len();
+    let input = std::fs::File::open(&options.input).map_err(missing)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_path(&options.input)
-        .with_context(|| format!("opening {file}"))?;
+        .from_reader(input);
     let header = reader
         .headers()
-        .with_context(|| format!("{file}: reading the header"))?
+        .map_err(|e| InputError::Header {
+            file: file.clone(),
+            message: format!("unreadable header: {e}"),
+        })?
         .clone();
     let names: Vec<&str> = header.iter().collect();
     let ts = names
@@ -127,6 +191,15 @@ pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
             ),
         })?;
     let value_columns: Vec<usize> = match &options.column {
+        Some(name) if name.eq_ignore_ascii_case("timestamp") => {
+            return Err(InputError::Header {
+                file,
+                message: "`timestamp` is the time of each row, not a value to score; \
+                          name a value column"
+                    .to_string(),
+            }
+            .into());
+        }
         Some(name) => {
             vec![names
                 .iter()
@@ -158,11 +231,12 @@ pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
         })
         .collect();
 
-    let sink: Box<dyn Write> = match &options.output {
-        Some(path) => Box::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
+    let (pending, sink): (Option<PendingOutput>, Box<dyn Write>) = match &options.output {
+        Some(path) => {
+            let (pending, file) = PendingOutput::create(path)?;
+            (Some(pending), Box::new(file))
+        }
+        None => (None, Box::new(std::io::stdout().lock())),
     };
     let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(sink));
     let mut out_header: Vec<&str> = names.clone();
@@ -197,23 +271,37 @@ pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
                 continue;
             }
         };
-        let mut score = 0.0f64;
+        let mut score: Option<f64> = None;
         let mut alert = false;
         for (col, value) in columns.iter_mut().zip(values) {
-            let a = col.detector.assess(value, t);
-            score = score.max(a.score.value);
-            if col.alerter.update(a.score.value) == Some(aegis_detect::alert::Transition::Opened) {
-                summary.alerts += 1;
+            // A missing value is no observation: not scored, and the
+            // column's alert state stays as it was.
+            if value.is_finite() {
+                let a = col.detector.assess(value, t);
+                score = Some(score.unwrap_or(0.0).max(a.score.value));
+                if col.alerter.update(a.score.value)
+                    == Some(aegis_detect::alert::Transition::Opened)
+                {
+                    summary.alerts += 1;
+                }
             }
             alert |= col.alerter.is_open();
         }
         let mut out: Vec<String> = record.iter().map(str::to_string).collect();
-        out.push(format!("{score:.6}"));
+        out.push(score.map(|s| format!("{s:.6}")).unwrap_or_default());
         out.push(u8::from(alert).to_string());
         writer.write_record(&out).context("writing the output")?;
-        summary.rows += 1;
+        if score.is_some() {
+            summary.rows += 1;
+        } else {
+            summary.missing += 1;
+        }
     }
     writer.flush().context("writing the output")?;
+    drop(writer);
+    if let Some(pending) = pending {
+        pending.commit()?;
+    }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -238,8 +326,7 @@ fn parse_row(
         .iter()
         .map(|c| {
             let text = record.get(c.index).unwrap_or_default();
-            parse_value(text)
-                .map_err(|()| format!("column `{}`: {text:?} is not a number", names[c.index]))
+            parse_value(text).map_err(|why| format!("column `{}`: {text:?} {why}", names[c.index]))
         })
         .collect::<Result<Vec<f64>, String>>()?;
     Ok((t, values))
@@ -301,5 +388,8 @@ mod tests {
         assert!(parse_value("NaN").map(f64::is_nan).unwrap_or(false));
         assert_eq!(parse_value(" 4.5 "), Ok(4.5));
         assert!(parse_value("4,5").is_err());
+        assert_eq!(parse_value("inf"), Err("is not a finite number"));
+        assert_eq!(parse_value("-Infinity"), Err("is not a finite number"));
+        assert_eq!(parse_value("1e308"), Ok(1e308));
     }
 }
