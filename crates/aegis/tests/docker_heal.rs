@@ -13,67 +13,11 @@ use std::time::Duration;
 
 mod common;
 
+use aegis_testkit::docker::{docker, health, run_web, Containers};
 use common::{wait_until, Agent, BIN};
-
-const IMAGE: &str = "aegis-test/busybox:latest";
-
-fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text.trim().to_string())
-}
 
 fn engine_dir() -> PathBuf {
     PathBuf::from(std::env::var("AEGIS_DOCKER_DIR").unwrap_or_else(|_| "/tmp/aegis-dockerd".into()))
-}
-
-/// Containers removed when the test ends, pass or fail.
-struct Containers(Vec<String>);
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        for c in &self.0 {
-            let _ = docker(&["rm", "-f", c]);
-        }
-    }
-}
-
-fn run_web(name: &str, labels: &[&str]) {
-    let mut args = vec!["run", "-d", "--name", name, "--network", "none", "--init"];
-    for l in labels {
-        args.extend(["--label", l]);
-    }
-    args.extend([
-        "--health-cmd",
-        "wget -q -O /dev/null http://127.0.0.1:8080/health",
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "2",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo ok > /www/health && exec httpd -f -p 127.0.0.1:8080 -h /www",
-    ]);
-    let (ok, out) = docker(&args);
-    assert!(ok, "docker run {name}: {out}");
-}
-
-fn health(name: &str) -> String {
-    docker(&[
-        "inspect",
-        "-f",
-        "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}",
-        name,
-    ])
-    .1
 }
 
 fn start_agent(home: &Path) -> Agent {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use aegis_testkit::docker::{docker, health, run_web, Containers};
 use aegis_testkit::free_port;
 use common::{aegis, http_get, http_post, wait_until, Agent};
 
@@ -109,9 +110,20 @@ fn an_unusable_state_directory_is_named_for_what_is_wrong_with_it() {
 fn with_stderr_and_stdout_closed_the_agent_keeps_working_and_stops_on_sigterm() {
     let home = tempfile::tempdir().expect("tempdir");
     let token = "a-long-enough-test-token";
+    // With an engine, an opted-in container to heal once the logs are gone.
+    let with_docker = aegis_testkit::need::need_docker();
+    let mut cleanup = Containers::default();
+    let web = format!("aegis-quiet-{}", std::process::id());
+    let docker_section = if with_docker {
+        cleanup.add(&web);
+        run_web(&web, &["aegis.autoheal=true"]);
+        "[docker]\ninterval = \"1s\"\n[heal]\ncooldown = \"1s\"\nverify_window = \"30s\"\n"
+    } else {
+        "[docker]\nenabled = false\n"
+    };
     let config = write_config(
         home.path(),
-        &format!("[api]\ntoken = \"{token}\"\n[docker]\nenabled = false\n[collect]\ninterval = \"100ms\"\n"),
+        &format!("[api]\ntoken = \"{token}\"\n{docker_section}[collect]\ninterval = \"100ms\"\n"),
     );
     let port = free_port();
     let mut child = aegis(home.path())
@@ -157,6 +169,24 @@ fn with_stderr_and_stdout_closed_the_agent_keeps_working_and_stops_on_sigterm() 
         "no healing with stderr closed: {}",
         http_get(api, "/api/v1/actions?target=t").1
     );
+    if with_docker {
+        assert!(
+            wait_until(Duration::from_secs(30), || health(&web)
+                == "running/healthy"),
+            "{web}: {}",
+            health(&web)
+        );
+        assert!(docker(&["exec", &web, "rm", "/www/health"]).0);
+        assert!(
+            wait_until(Duration::from_secs(60), || {
+                let (_, body) = http_get(api, &format!("/api/v1/actions?target={web}"));
+                body.contains("\"healed\"")
+            }),
+            "{web} not healed with stderr closed: {} ({})",
+            http_get(api, &format!("/api/v1/actions?target={web}")).1,
+            health(&web)
+        );
+    }
     let status = || -> serde_json::Value {
         serde_json::from_str(&http_get(api, "/api/v1/status").1).unwrap_or_default()
     };

@@ -56,3 +56,28 @@ pub fn health(name: &str) -> String {
     ])
     .1
 }
+
+/// Runs a web container of [`IMAGE`] with `labels`: busybox httpd on
+/// 127.0.0.1:8080 inside, healthy while `/www/health` exists (checked every
+/// second, unhealthy after two failures). `docker exec NAME rm
+/// /www/health` makes it unhealthy; a restart makes it healthy again.
+pub fn run_web(name: &str, labels: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name, "--network", "none", "--init"];
+    for l in labels {
+        args.extend(["--label", l]);
+    }
+    args.extend([
+        "--health-cmd",
+        "wget -q -O /dev/null http://127.0.0.1:8080/health",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "2",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo ok > /www/health && exec httpd -f -p 127.0.0.1:8080 -h /www",
+    ]);
+    let (ok, out) = docker(&args);
+    assert!(ok, "docker run {name}: {out}");
+}
