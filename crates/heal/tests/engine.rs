@@ -422,3 +422,91 @@ async fn every_unhealthy_episode_gets_a_decision_or_a_skip_and_duplicates_are_on
     );
     let _ = Reply::ok("");
 }
+
+/// Regression (found by the 30-container benchmark): with every slot busy
+/// an incident was retried 20 times, 500 ms apart, a skip recorded each
+/// time, then given up "no free slot after 20 tries", and its container was
+/// never restarted: 12 of 30 containers turning unhealthy at once. Now it
+/// waits its turn, in order, recorded once; a freed slot goes to the
+/// oldest waiting incident at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_waiting_for_a_slot_are_served_in_order_and_never_given_up() {
+    /// Takes a second per action and says when each began.
+    struct OneSecond(std::sync::Mutex<Vec<String>>);
+    impl Executor for OneSecond {
+        fn execute<'a>(
+            &'a self,
+            _ctx: &'a ExecContext,
+            _spec: &'a ActionSpec,
+            target: &'a str,
+        ) -> BoxFuture<'a, Result<String, ExecError>> {
+            Box::pin(async move {
+                self.0.lock().expect("lock").push(target.to_string());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok("restarted".to_string())
+            })
+        }
+    }
+    let mut c = config(None);
+    c.guard.max_concurrent = 1;
+    c.guard.rate_max = 100;
+    c.guard.budget_max = 100;
+    let executor = Arc::new(OneSecond(std::sync::Mutex::new(Vec::new())));
+    let mut engine = start(c, Some(executor.clone()));
+    // Thirteen containers unhealthy at once, one slot: the last waits 12 s,
+    // longer than the old 20 tries of 500 ms.
+    let names: Vec<String> = (0..13).map(|i| format!("web-{i:02}")).collect();
+    for n in &names {
+        assert!(engine.handle.trigger(Trigger::Container(ContainerEvent {
+            id: format!("id-{n}"),
+            name: n.clone(),
+            labels: [("aegis.autoheal".to_string(), "true".to_string())].into(),
+            kind: EventKind::Health {
+                status: ContainerHealth::Unhealthy,
+            },
+            engine_time_ns: 0,
+            from_stream: true,
+        })));
+    }
+    let started = |r: &[ActionRecord], n: &str| {
+        r.iter()
+            .any(|r| r.target == n && r.outcome == RecordOutcome::Succeeded)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !names.iter().all(|n| started(&engine.all, n)) {
+        match tokio::time::timeout_at(deadline, engine.rx.recv()).await {
+            Ok(Some(r)) => engine.all.push(r),
+            _ => break,
+        }
+    }
+    let records = engine.all.clone();
+    for n in &names {
+        assert!(started(&records, n), "{n} was never restarted: {records:#?}");
+        let waits = records
+            .iter()
+            .filter(|r| r.target == *n && r.outcome == RecordOutcome::Skipped)
+            .count();
+        assert!(waits <= 1, "{n}: its wait recorded {waits} times");
+    }
+    // None given up before its attempt (after it, the verdict is the
+    // engine's: no container engine here, so not healed).
+    for n in &names {
+        let of: Vec<RecordOutcome> = records
+            .iter()
+            .filter(|r| r.target == *n)
+            .map(|r| r.outcome)
+            .collect();
+        let gave_up = of.iter().position(|o| *o == RecordOutcome::GaveUp);
+        let attempt = of.iter().position(|o| *o == RecordOutcome::Succeeded);
+        assert!(gave_up.is_none_or(|g| Some(g) > attempt), "{n}: {of:?}");
+    }
+    // Served in the order they came.
+    let order = executor.0.lock().expect("lock").clone();
+    let first_of_each: Vec<&String> = order
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| !order[..*i].contains(t))
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(first_of_each, names.iter().collect::<Vec<_>>());
+}

@@ -54,7 +54,9 @@ impl Attempts {
     }
 }
 
-fn wall_ns() -> i64 {
+/// Wall-clock nanoseconds, to compare with the engine's event times (which
+/// are wall-clock too).
+pub(super) fn wall_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
@@ -154,6 +156,9 @@ impl Engine {
             return;
         };
         self.on_attempt(running, done);
+        // A slot is free: the oldest queued incident gets it now, not at
+        // the next tick.
+        self.retry_queued();
     }
 
     fn on_attempt(&mut self, running: Running, done: AttemptDone) {

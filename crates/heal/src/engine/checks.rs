@@ -92,7 +92,7 @@ impl Engine {
             (Phase::Verifying { .. }, true) => {
                 self.on_verdict(inc.id, true, "the check passes again");
             }
-            (Phase::Waiting { .. }, _) | (Phase::Verifying { .. }, false) => {
+            (Phase::Waiting { .. } | Phase::Queued, _) | (Phase::Verifying { .. }, false) => {
                 let why = if passing {
                     "the check passes again on its own; nothing more to do"
                 } else {

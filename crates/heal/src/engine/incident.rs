@@ -15,11 +15,6 @@ use super::record::Step;
 use super::Engine;
 use crate::guard::Skip;
 
-/// Times a shed attempt (every concurrency slot busy) is tried again
-/// before the incident gives up.
-const SHED_TRIES: u32 = 20;
-/// Wait between two tries of a shed attempt.
-const SHED_WAIT: Duration = Duration::from_millis(500);
 
 /// How an incident's heal is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +36,12 @@ pub(super) enum Phase {
     Acting,
     /// The heal is being verified until `deadline` (monotonic).
     Verifying { deadline: Duration },
-    /// Waiting for the guard (a cooldown, a free slot) until `until`.
-    Waiting { until: Duration, tries: u32 },
+    /// Waiting for the guard (a cooldown) until `until`.
+    Waiting { until: Duration },
+    /// Every concurrency slot is busy: waiting, in the order incidents were
+    /// opened, for one to free. Never given up for it, and recorded once,
+    /// when the wait begins.
+    Queued,
 }
 
 /// One problem being healed.
@@ -204,6 +203,12 @@ impl Engine {
         };
         let id = inc.id;
         let enabled = self.config.enabled;
+        let mut detail = json!({"symptom": inc.symptom});
+        if let Some(ev) = inc.event_ns {
+            // How long from the engine's verdict to this decision.
+            detail["event_to_decision_ms"] =
+                json!((super::attempt::wall_ns() - ev) as f64 / 1e6);
+        }
         let span = tracing::info_span!("incident", id, target = %inc.target, symptom = inc.symptom);
         let _entered = span.enter();
         self.record(
@@ -217,7 +222,7 @@ impl Engine {
                 },
                 o.reason,
             )
-            .with(json!({"symptom": inc.symptom})),
+            .with(detail),
         );
         if !enabled {
             return Some(id);
@@ -227,7 +232,7 @@ impl Engine {
         match hold {
             Some(until) => {
                 if let Some(i) = self.incidents.get_mut(id) {
-                    i.phase = Phase::Waiting { until, tries: 0 };
+                    i.phase = Phase::Waiting { until };
                 }
             }
             None => self.try_rung(id),
@@ -317,25 +322,19 @@ impl Engine {
         } else {
             RecordOutcome::Skipped
         };
-        self.record(
-            inc,
-            Step::note(spec.name(), outcome, skip.as_str())
-                .with(json!({"rung": inc.rung, "skip": skip})),
-        );
+        // A queued incident that finds every slot still busy is still
+        // queued: its wait was recorded when it began.
+        if !(skip == Skip::Shed && matches!(inc.phase, Phase::Queued)) {
+            self.record(
+                inc,
+                Step::note(spec.name(), outcome, skip.as_str())
+                    .with(json!({"rung": inc.rung, "skip": skip})),
+            );
+        }
         match skip {
             Skip::Shed => {
-                // Queued: try again shortly, a few times. Never a failure.
-                let tries = match inc.phase {
-                    Phase::Waiting { tries, .. } => tries + 1,
-                    _ => 1,
-                };
-                if tries > SHED_TRIES {
-                    self.give_up(id, format!("no free slot after {SHED_TRIES} tries"));
-                } else {
-                    let until = self.env.clock.monotonic() + SHED_WAIT;
-                    if let Some(i) = self.incidents.get_mut(id) {
-                        i.phase = Phase::Waiting { until, tries };
-                    }
+                if let Some(i) = self.incidents.get_mut(id) {
+                    i.phase = Phase::Queued;
                 }
             }
             Skip::Cooldown { retry_in_s }
@@ -343,7 +342,7 @@ impl Engine {
             {
                 let until = self.env.clock.monotonic() + Duration::from_secs(retry_in_s);
                 if let Some(i) = self.incidents.get_mut(id) {
-                    i.phase = Phase::Waiting { until, tries: 0 };
+                    i.phase = Phase::Waiting { until };
                 }
             }
             Skip::RateLimited { .. }
@@ -356,17 +355,41 @@ impl Engine {
         }
     }
 
-    /// Tries again the incidents whose wait for the guard is over.
+    /// Tries again the incidents whose wait for the guard is over, and the
+    /// queued ones, oldest first, while slots are free.
     pub(super) fn retry_waiting(&mut self) {
         let now = self.env.clock.monotonic();
         let due: Vec<i64> = self
             .incidents
             .values()
-            .filter(|i| matches!(i.phase, Phase::Waiting { until, .. } if now >= until))
+            .filter(|i| matches!(i.phase, Phase::Waiting { until } if now >= until))
             .map(|i| i.id)
             .collect();
         for id in due {
             self.try_rung(id);
+        }
+        self.retry_queued();
+    }
+
+    /// Gives freed slots to the queued incidents, oldest first; stops at the
+    /// first one that finds none.
+    pub(super) fn retry_queued(&mut self) {
+        let mut queued: Vec<i64> = self
+            .incidents
+            .values()
+            .filter(|i| matches!(i.phase, Phase::Queued))
+            .map(|i| i.id)
+            .collect();
+        queued.sort_unstable();
+        for id in queued {
+            self.try_rung(id);
+            if self
+                .incidents
+                .get(id)
+                .is_some_and(|i| matches!(i.phase, Phase::Queued))
+            {
+                break;
+            }
         }
     }
 }
