@@ -168,6 +168,39 @@ pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
     };
     let size = std::fs::metadata(&options.input).map_err(missing)?.len();
     let input = std::fs::File::open(&options.input).map_err(missing)?;
+    let progress = progress_bar(size, &options.input);
+    let summary = match &options.output {
+        Some(path) => {
+            let (pending, out) = PendingOutput::create(path)?;
+            let summary = score(&file, input, out, options, progress.as_ref())?;
+            pending.commit()?;
+            summary
+        }
+        None => score(
+            &file,
+            input,
+            std::io::stdout().lock(),
+            options,
+            progress.as_ref(),
+        )?,
+    };
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(summary)
+}
+
+/// Scores the CSV read from `input` (named `file` in messages) and writes
+/// it, with its score and alert columns, to `output`: the whole of
+/// `aegis detect` but opening files.
+pub fn score(
+    file: &str,
+    input: impl std::io::Read,
+    output: impl Write,
+    options: &DetectOptions,
+    progress: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<DetectSummary> {
+    let file = file.to_string();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -231,21 +264,13 @@ pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
         })
         .collect();
 
-    let (pending, sink): (Option<PendingOutput>, Box<dyn Write>) = match &options.output {
-        Some(path) => {
-            let (pending, file) = PendingOutput::create(path)?;
-            (Some(pending), Box::new(file))
-        }
-        None => (None, Box::new(std::io::stdout().lock())),
-    };
-    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(sink));
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(output));
     let mut out_header: Vec<&str> = names.clone();
     out_header.extend(["anomaly_score", "alert"]);
     writer
         .write_record(&out_header)
         .context("writing the output")?;
 
-    let progress = progress_bar(size, &options.input);
     let mut summary = DetectSummary::default();
     let mut record = csv::StringRecord::new();
     loop {
@@ -259,7 +284,7 @@ pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
                 continue;
             }
         }
-        if let Some(bar) = &progress {
+        if let Some(bar) = progress {
             bar.set_position(reader.position().byte());
         }
         let line = record.position().map_or(line, |p| p.line());
@@ -298,13 +323,6 @@ pub fn run(options: &DetectOptions) -> anyhow::Result<DetectSummary> {
         }
     }
     writer.flush().context("writing the output")?;
-    drop(writer);
-    if let Some(pending) = pending {
-        pending.commit()?;
-    }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
     Ok(summary)
 }
 

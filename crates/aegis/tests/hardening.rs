@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use aegis_testkit::docker::{docker, health, run_web, Containers};
-use aegis_testkit::free_port;
+use aegis_testkit::{free_port, ChildGuard};
 use common::{aegis, http_get, http_post, wait_until, Agent};
 
 fn write_config(home: &Path, text: &str) -> String {
@@ -126,20 +126,23 @@ fn with_stderr_and_stdout_closed_the_agent_keeps_working_and_stops_on_sigterm() 
         &format!("[api]\ntoken = \"{token}\"\n{docker_section}[collect]\ninterval = \"100ms\"\n"),
     );
     let port = free_port();
-    let mut child = aegis(home.path())
-        .args([
-            "run",
-            "--config",
-            &config,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "text",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("aegis");
+    // Killed when the test ends, pass or fail.
+    let mut guard = ChildGuard::spawn(
+        aegis(home.path())
+            .args([
+                "run",
+                "--config",
+                &config,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--log-format",
+                "text",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .expect("aegis");
+    let child = &mut guard.child;
     // Read one line, then close both ends: every later write fails.
     let mut stderr = child.stderr.take().expect("stderr");
     let mut first = [0u8; 1];

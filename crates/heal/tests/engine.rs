@@ -481,7 +481,10 @@ async fn incidents_waiting_for_a_slot_are_served_in_order_and_never_given_up() {
     }
     let records = engine.all.clone();
     for n in &names {
-        assert!(started(&records, n), "{n} was never restarted: {records:#?}");
+        assert!(
+            started(&records, n),
+            "{n} was never restarted: {records:#?}"
+        );
         let waits = records
             .iter()
             .filter(|r| r.target == *n && r.outcome == RecordOutcome::Skipped)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aegis_core::check::{CheckOutcome, FailureClass};
 use aegis_core::config::CheckConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Run;
@@ -82,31 +82,38 @@ impl TcpProbe {
         let Some(expect) = &self.expect else {
             return CheckOutcome::Passed;
         };
-        let mut reply = Vec::new();
-        let mut chunk = [0u8; 512];
-        while reply.len() < expect.len().min(MAX_REPLY) {
-            match stream.read(&mut chunk).await {
-                Ok(0) => break,
-                Ok(n) => reply.extend_from_slice(&chunk[..n]),
-                Err(e) => {
-                    return CheckOutcome::failed(
-                        io_class(&e),
-                        format!("reading from {}: {e}", self.address),
-                    )
-                }
+        judge_reply(&mut stream, expect, &self.address).await
+    }
+}
+
+/// Reads what `reader` answers, up to the length of `expect` (and never
+/// more than [`MAX_REPLY`] bytes), and judges it: it must start with
+/// `expect`. `address` names the peer in the failure.
+pub async fn judge_reply<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    expect: &str,
+    address: &str,
+) -> CheckOutcome {
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 512];
+    let wanted = expect.len().min(MAX_REPLY);
+    while reply.len() < wanted {
+        let room = (wanted - reply.len()).min(chunk.len());
+        match reader.read(&mut chunk[..room]).await {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&chunk[..n]),
+            Err(e) => {
+                return CheckOutcome::failed(io_class(&e), format!("reading from {address}: {e}"))
             }
         }
-        if reply.starts_with(expect.as_bytes()) {
-            CheckOutcome::Passed
-        } else {
-            let got = String::from_utf8_lossy(&reply[..reply.len().min(80)]).into_owned();
-            CheckOutcome::failed(
-                FailureClass::BadReply,
-                format!(
-                    "{} answered {got:?}, expected it to start with {expect:?}",
-                    self.address
-                ),
-            )
-        }
+    }
+    if reply.starts_with(expect.as_bytes()) {
+        CheckOutcome::Passed
+    } else {
+        let got = String::from_utf8_lossy(&reply[..reply.len().min(80)]).into_owned();
+        CheckOutcome::failed(
+            FailureClass::BadReply,
+            format!("{address} answered {got:?}, expected it to start with {expect:?}"),
+        )
     }
 }

@@ -43,6 +43,55 @@ pub fn families() -> impl Iterator<Item = &'static Family> {
 /// Identifies one counter: the family of the rate it feeds and the instance.
 type CounterKey = (&'static str, Arc<str>);
 
+/// The procfs files one host cycle reads: each one's text, or why it could
+/// not be read.
+#[derive(Debug, Clone)]
+pub struct ProcTexts {
+    /// `stat`.
+    pub stat: Result<String, String>,
+    /// `meminfo`.
+    pub meminfo: Result<String, String>,
+    /// `loadavg`.
+    pub loadavg: Result<String, String>,
+    /// `mounts`.
+    pub mounts: Result<String, String>,
+    /// `diskstats`.
+    pub diskstats: Result<String, String>,
+    /// `net/dev`.
+    pub net_dev: Result<String, String>,
+}
+
+impl ProcTexts {
+    /// Reads them under `root`.
+    pub fn read(root: &Path) -> Self {
+        let read = |relative: &str| {
+            let path = root.join(relative);
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        Self {
+            stat: read("stat"),
+            meminfo: read("meminfo"),
+            loadavg: read("loadavg"),
+            mounts: read("mounts"),
+            diskstats: read("diskstats"),
+            net_dev: read("net/dev"),
+        }
+    }
+
+    /// None of them: each an error saying so.
+    pub fn none() -> Self {
+        let missing = || Err("not given".to_string());
+        Self {
+            stat: missing(),
+            meminfo: missing(),
+            loadavg: missing(),
+            mounts: missing(),
+            diskstats: missing(),
+            net_dev: missing(),
+        }
+    }
+}
+
 /// Reads the host from a procfs root.
 #[derive(Debug)]
 pub struct HostSource {
@@ -139,20 +188,24 @@ impl HostSource {
         self.counters.len()
     }
 
-    fn read(&self, relative: &str) -> Result<String, String> {
-        let path = self.proc_root.join(relative);
-        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
     /// Reads every family once.
     pub fn collect_at(&mut self, at: std::time::Duration, at_ms: i64) -> Collection {
+        let texts = ProcTexts::read(&self.proc_root);
+        self.observe(texts, at, at_ms)
+    }
+
+    /// Parses one cycle's procfs texts: the source's whole work but the
+    /// reading, for callers (and fuzz targets) that hold the texts already.
+    pub fn observe(&mut self, texts: ProcTexts, at: std::time::Duration, at_ms: i64) -> Collection {
         let mut errors = Vec::new();
-        let stat = self.read("stat");
-        let meminfo = self.read("meminfo");
-        let loadavg = self.read("loadavg");
-        let mounts = self.read("mounts");
-        let diskstats = self.read("diskstats");
-        let netdev = self.read("net/dev");
+        let ProcTexts {
+            stat,
+            meminfo,
+            loadavg,
+            mounts,
+            diskstats,
+            net_dev: netdev,
+        } = texts;
         let mut cycle = Cycle {
             at_ms,
             at,

@@ -15,7 +15,6 @@ use super::record::Step;
 use super::Engine;
 use crate::guard::Skip;
 
-
 /// How an incident's heal is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Verification {
@@ -206,8 +205,7 @@ impl Engine {
         let mut detail = json!({"symptom": inc.symptom});
         if let Some(ev) = inc.event_ns {
             // How long from the engine's verdict to this decision.
-            detail["event_to_decision_ms"] =
-                json!((super::attempt::wall_ns() - ev) as f64 / 1e6);
+            detail["event_to_decision_ms"] = json!((super::attempt::wall_ns() - ev) as f64 / 1e6);
         }
         let span = tracing::info_span!("incident", id, target = %inc.target, symptom = inc.symptom);
         let _entered = span.enter();

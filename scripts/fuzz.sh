@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 30), one after another,
+# with libFuzzer under nightly Rust (`cargo fuzz`, installed when missing).
+#
+# Each target starts from its committed seeds (fuzz/seeds/TARGET) and its
+# kept regression inputs (fuzz/regressions/TARGET), and grows its own corpus
+# in fuzz/corpus/TARGET (not committed). A crash stops the run: its input is
+# in fuzz/artifacts/TARGET; once fixed, copy it to fuzz/regressions/TARGET so
+# `cargo test` in fuzz/ replays it for good.
+#
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+#   AEGIS_FUZZ_JOBS=N runs N targets at once (default 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-30}"
+shift || true
+
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  echo "fuzz: nightly Rust is needed (rustup toolchain install nightly)" >&2
+  exit 1
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz" >&2
+  cargo install --locked cargo-fuzz >&2
+fi
+
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
+fi
+
+# One build for all, so that the time given is spent fuzzing.
+(cd fuzz && cargo +nightly fuzz build -O --debug-assertions --features libfuzzer)
+
+run_one() {
+  local t=$1
+  mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t"
+  local log="fuzz/artifacts/$t.log"
+  mkdir -p fuzz/artifacts
+  if (cd fuzz && cargo +nightly fuzz run -O --debug-assertions --features libfuzzer "$t" "corpus/$t" "seeds/$t" "regressions/$t" -- \
+      -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -timeout=10 -print_final_stats=1) \
+      >"$log" 2>&1; then
+    local runs cov
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo "?")
+    echo "$t: ok, $runs runs in ${secs}s, coverage $cov"
+  else
+    echo "$t: FAILED (log: $log)"
+    grep -E 'panicked|ERROR|SUMMARY|Test unit written' "$log" | head -5
+    return 1
+  fi
+}
+
+jobs="${AEGIS_FUZZ_JOBS:-1}"
+failed=0
+if [ "$jobs" -le 1 ]; then
+  for t in "${targets[@]}"; do run_one "$t" || failed=1; done
+else
+  export -f run_one
+  export secs
+  printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one "$@"' _ {} || failed=1
+fi
+exit "$failed"
