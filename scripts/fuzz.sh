@@ -29,6 +29,13 @@ if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
 fi
 
+# The workspace's release profile trades build time for code size (fat LTO,
+# one codegen unit, opt-level "s"); a fuzzer wants the opposite, and 15
+# fat-LTO links take half an hour here.
+export CARGO_PROFILE_RELEASE_LTO=false
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=3
+
 # One build for all, so that the time given is spent fuzzing.
 (cd fuzz && cargo +nightly fuzz build -O --debug-assertions --features libfuzzer)
 

@@ -110,7 +110,7 @@ fn read_proc(root: &Path, pid: i32) -> Option<Proc> {
         comm: stat.comm,
         cmdline,
         start_time: stat.start_time,
-        cpu_ticks: stat.utime + stat.stime,
+        cpu_ticks: stat.utime.saturating_add(stat.stime),
         threads: stat.threads,
         rss_pages: stat.rss_pages,
     })

@@ -64,9 +64,11 @@ pub(super) fn collect(text: &str, cycle: &mut Cycle<'_>) -> Result<(), String> {
                 field(&fields, i + 1, name).unwrap_or(0)
             };
         }
-        let idle = ticks[3] + ticks[4];
-        let total: u64 = ticks.iter().sum();
-        let busy = total - idle;
+        // Saturating: a corrupt line must not wrap (real counters are far
+        // from u64::MAX).
+        let idle = ticks[3].saturating_add(ticks[4]);
+        let total = ticks.iter().fold(0u64, |sum, t| sum.saturating_add(*t));
+        let busy = total.saturating_sub(idle);
         let instance: Arc<str> = Arc::from(*name);
         let busy_step = cycle.counter(&CPU_BUSY_TICKS, &instance, busy);
         let total_step = cycle.counter(&CPU_TOTAL_TICKS, &instance, total);

@@ -53,14 +53,18 @@ pub(super) fn collect(text: &str, cycle: &mut Cycle<'_>) -> Result<(), String> {
                 .next()?
                 .parse::<u64>()
                 .ok()
-                .map(|kb| kb * 1024)
+                .map(|kb| kb.saturating_mul(1024))
         })
     };
     let total = get("MemTotal").ok_or("no MemTotal")?;
     // Kernels before 3.14 lack MemAvailable: approximate it.
     let available = get("MemAvailable")
         .or_else(|| {
-            Some(get("MemFree")? + get("Buffers").unwrap_or(0) + get("Cached").unwrap_or(0))
+            Some(
+                get("MemFree")?
+                    .saturating_add(get("Buffers").unwrap_or(0))
+                    .saturating_add(get("Cached").unwrap_or(0)),
+            )
         })
         .ok_or("no MemAvailable nor MemFree")?;
     let swap_total = get("SwapTotal").unwrap_or(0);
