@@ -44,7 +44,9 @@ fn status_of(open: bool, actions: &[ActionRecord]) -> IncidentStatus {
 /// Lists incidents, newest first, filtered and paged.
 pub fn list(conn: &Connection, q: &IncidentQuery) -> Result<Vec<Incident>, rusqlite::Error> {
     // Enough rows to fill the page after filtering.
-    let window = (q.offset + q.limit.max(1))
+    let window = q
+        .offset
+        .saturating_add(q.limit.max(1))
         .saturating_mul(4)
         .clamp(50, 5_000);
     let mut out = Vec::new();

@@ -460,3 +460,29 @@ impl StoreHandle {
         &self.path
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_query_that_panics_loses_its_answer_and_never_the_store_thread() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(aegis_core::ManualClock::starting_at(1_800_000_000_000));
+        let (store, thread) =
+            open(&dir.path().join("aegis.db"), StoreOptions::default(), clock).expect("open");
+        let answer: Result<(), StoreError> = store
+            .query(|_| -> Result<(), rusqlite::Error> { panic!("a bug in one query") })
+            .await;
+        assert!(matches!(answer, Err(StoreError::Closed)), "{answer:?}");
+        // The thread goes on: reads answer, writes commit.
+        let n: i64 = store
+            .query(|c| c.query_row("SELECT 1", [], |r| r.get(0)))
+            .await
+            .expect("a read after the panic");
+        assert_eq!(n, 1);
+        store.flush().await.expect("a commit after the panic");
+        store.shutdown();
+        assert!(thread.join_within(std::time::Duration::from_secs(5)));
+    }
+}

@@ -106,6 +106,21 @@ impl Writer {
         }
     }
 
+    /// Runs one read (or typed write) on the connection. A panic in it is
+    /// caught here: it loses that one answer (its caller sees the store as
+    /// unavailable), never the thread that owns every write.
+    fn query(&mut self, f: super::Query) {
+        let conn = &mut self.conn;
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || f(conn)));
+        // The panic hook has logged and counted it (aegis_panics_total).
+        if run.is_err() {
+            // A statement cut short may have left a transaction open.
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+
     pub fn run(mut self, rx: Receiver<Command>, done: tokio::sync::oneshot::Sender<()>) {
         let mut next_flush = self.clock.monotonic() + self.options.flush_interval;
         let mut next_retention = self.clock.monotonic() + Duration::from_secs(1);
@@ -118,7 +133,7 @@ impl Writer {
                     self.shared.queued.fetch_sub(1, Ordering::Relaxed);
                     match cmd {
                         Command::Observations(batch) => self.fold(batch),
-                        Command::Query(f) => f(&mut self.conn),
+                        Command::Query(f) => self.query(f),
                         Command::Flush(reply) => {
                             self.flush();
                             let _ = reply.send(());
@@ -153,7 +168,7 @@ impl Writer {
             self.shared.queued.fetch_sub(1, Ordering::Relaxed);
             match cmd {
                 Command::Observations(batch) => self.fold(batch),
-                Command::Query(f) => f(&mut self.conn),
+                Command::Query(f) => self.query(f),
                 Command::Flush(reply) => {
                     let _ = reply.send(());
                 }

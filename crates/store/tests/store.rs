@@ -183,3 +183,34 @@ fn a_full_queue_sheds_batches_and_counts_them() {
     assert_eq!(store.status().queue.dropped, busy);
     close(store, thread);
 }
+
+/// Regression (found by schemathesis against a live agent): the last page
+/// offset (`offset=4294967295`) overflowed the incidents' window, which
+/// panicked on the store thread, and every read after it was refused.
+#[tokio::test]
+async fn the_largest_incident_offset_answers_an_empty_page_and_the_store_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("aegis.db");
+    let clock = Arc::new(ManualClock::starting_at(T0));
+    let (store, thread) = open(&path, options(), clock.clone()).expect("open");
+    let page = store
+        .incidents(aegis_core::status::IncidentQuery {
+            since_ms: None,
+            until_ms: None,
+            target: None,
+            min_severity: None,
+            open: None,
+            limit: 500,
+            offset: u32::MAX,
+        })
+        .await
+        .expect("an answer for the last offset");
+    assert!(page.is_empty());
+    // The store still reads and writes.
+    store
+        .record(vec![obs("eth0", T0 + 1_000, 1.0)])
+        .expect("record");
+    store.flush().await.expect("flush");
+    assert!(store.anomalies(Default::default()).await.is_ok());
+    close(store, thread);
+}
