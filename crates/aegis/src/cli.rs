@@ -45,7 +45,7 @@ enum Command {
     Version,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct RunArgs {
     /// Configuration file (TOML). Without it, the defaults apply.
     #[arg(long, short, env = "AEGIS_CONFIG")]
@@ -65,6 +65,11 @@ struct RunArgs {
     /// Log level or filter, like debug (overrides RUST_LOG and log.level).
     #[arg(long)]
     log_level: Option<String>,
+    /// The API token (overrides api.token), from the environment only, so
+    /// that it stays out of the process list and of a shared configuration
+    /// file (a Kubernetes Secret, a systemd credential).
+    #[arg(skip = env_token())]
+    token: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -146,7 +151,12 @@ pub fn main() -> ExitCode {
         Command::Status(args) => crate::client::run_printing(async move {
             crate::client::status(args.agent.endpoint()?, args.json).await
         }),
-        Command::CheckConfig { file } => match Config::from_file(&file) {
+        // As `run` would read it: AEGIS_API_TOKEN stands for api.token.
+        Command::CheckConfig { file } => match Config::from_file_with(&file, |c| {
+            if let Some(token) = env_token() {
+                c.api.token = Some(token);
+            }
+        }) {
             Ok(_) => {
                 crate::output::out(&format!("{}: ok", file.display()));
                 ExitCode::SUCCESS
@@ -265,47 +275,62 @@ fn detect(args: DetectArgs) -> ExitCode {
     }
 }
 
-/// Loads the file (if any) and applies the flags, then validates the result.
+/// Loads the file (if any), applies the flags, then validates the result:
+/// flags can make a valid file invalid (a public --listen without a token)
+/// and an incomplete one valid (the token from the environment).
 fn config_for_run(args: &RunArgs) -> Result<Config, ConfigError> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
+    let adjust = |config: &mut Config| {
+        if let Some(listen) = args.listen {
+            config.api.listen = listen;
+        }
+        if let Some(dir) = &args.state_dir {
+            config.agent.state_dir = Some(dir.clone());
+        }
+        if let Some(interval) = args.interval {
+            config.collect.interval = interval;
+        }
+        if let Some(token) = &args.token {
+            config.api.token = Some(token.clone());
+        }
+        if let Some(format) = args.log_format {
+            config.log.format = match format {
+                LogFormatArg::Auto => LogFormat::Auto,
+                LogFormatArg::Json => LogFormat::Json,
+                LogFormatArg::Text => LogFormat::Text,
+            };
+        }
     };
-    if let Some(listen) = args.listen {
-        config.api.listen = listen;
+    match crate::agent::paths::config_file(args.config.as_deref()) {
+        Some(path) => Config::from_file_with(&path, adjust),
+        None => {
+            let mut config = Config::default();
+            adjust(&mut config);
+            let problems = config.validate();
+            if problems.is_empty() {
+                return Ok(config);
+            }
+            Err(ConfigError {
+                file: None,
+                problems: problems
+                    .into_vec()
+                    .into_iter()
+                    .map(|(field, message)| Problem {
+                        line: None,
+                        column: None,
+                        field,
+                        message,
+                    })
+                    .collect(),
+            })
+        }
     }
-    if let Some(dir) = &args.state_dir {
-        config.agent.state_dir = Some(dir.clone());
-    }
-    if let Some(interval) = args.interval {
-        config.collect.interval = interval;
-    }
-    if let Some(format) = args.log_format {
-        config.log.format = match format {
-            LogFormatArg::Auto => LogFormat::Auto,
-            LogFormatArg::Json => LogFormat::Json,
-            LogFormatArg::Text => LogFormat::Text,
-        };
-    }
-    // Flags can make a valid file invalid (a public --listen without a token).
-    let problems = config.validate();
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigError {
-            file: args.config.clone(),
-            problems: problems
-                .into_vec()
-                .into_iter()
-                .map(|(field, message)| Problem {
-                    line: None,
-                    column: None,
-                    field,
-                    message,
-                })
-                .collect(),
-        })
-    }
+}
+
+/// The API token from the environment (`AEGIS_API_TOKEN`), if set.
+fn env_token() -> Option<String> {
+    std::env::var("AEGIS_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
 }
 
 fn run(args: RunArgs) -> ExitCode {
@@ -337,8 +362,11 @@ fn run(args: RunArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
-        let result = crate::agent::run(config, shutdown.clone(), |_| {}).await;
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(RELOADS_WAITING);
+        let hangups = tokio::spawn(reload_on_hangup(args, reload_tx));
+        let result = crate::agent::run(config, shutdown.clone(), reloads, |_| {}).await;
         signals.abort();
+        hangups.abort();
         result
     });
     match result {
@@ -347,6 +375,29 @@ fn run(args: RunArgs) -> ExitCode {
             tracing::error!(error = format!("{e:#}"), "aegis stopped with an error");
             crate::output::err(&format!("error: {e:#}"));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reloads waiting for the agent at most; a SIGHUP beyond is dropped (the
+/// next one reads the file again anyway).
+const RELOADS_WAITING: usize = 2;
+
+/// On each SIGHUP, reads the configuration again with the same flags and
+/// hands the result (or why it is refused) to the agent.
+async fn reload_on_hangup(
+    args: RunArgs,
+    reloads: tokio::sync::mpsc::Sender<crate::agent::reload::Request>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reloading needs a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!(signal = "SIGHUP", "reloading the configuration");
+        if reloads.try_send(config_for_run(&args)).is_err() {
+            tracing::warn!("a reload is already waiting; this SIGHUP is folded into it");
         }
     }
 }

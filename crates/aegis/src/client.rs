@@ -202,8 +202,8 @@ impl Endpoint {
         config: Option<PathBuf>,
         token: Option<String>,
     ) -> anyhow::Result<Self> {
-        let file = match &config {
-            Some(path) => Some(Config::from_file(path)?),
+        let file = match crate::agent::paths::config_file(config.as_deref()) {
+            Some(path) => Some(Config::from_file(&path)?),
             None => None,
         };
         let base = match (url, &file) {

@@ -11,7 +11,9 @@ use aegis_core::config::CheckConfig;
 use aegis_heal::engine::{CheckFailing, EngineHandle, Trigger};
 use aegis_notify::{Event, Message, Notifier};
 use aegis_store::{StoreEvent, StoreHandle};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Transitions waiting to be handed on, at most.
@@ -50,10 +52,11 @@ fn message_of(t: &TransitionRecord, c: &CheckConfig) -> Option<Message> {
     Some(m)
 }
 
-/// Hands every transition on until `cancel`.
+/// Hands every transition on until `cancel`. `checks` is the current set
+/// (a reload replaces it).
 pub async fn fan_out(
     mut transitions: mpsc::Receiver<TransitionRecord>,
-    checks: Vec<CheckConfig>,
+    checks: watch::Receiver<Arc<Vec<CheckConfig>>>,
     store: StoreHandle,
     heal: EngineHandle,
     notifier: Notifier,
@@ -67,7 +70,8 @@ pub async fn fan_out(
                 None => break,
             },
         };
-        let Some(c) = checks.iter().find(|c| c.name.as_str() == t.check) else {
+        let current = Arc::clone(&checks.borrow());
+        let Some(c) = current.iter().find(|c| c.name.as_str() == t.check) else {
             continue;
         };
         if let Some(m) = message_of(&t, c) {

@@ -17,7 +17,9 @@ mod heal;
 pub mod limits;
 pub mod lock;
 pub mod paths;
+pub mod reload;
 mod shutdown;
+pub mod systemd;
 pub mod tasks;
 
 use std::future::Future;
@@ -86,6 +88,9 @@ pub struct Agent {
     parts: Vec<(&'static str, Role, Task)>,
     /// The pipeline's heartbeat (its loop's last publication, Unix ms).
     heartbeat: tokio::sync::watch::Receiver<i64>,
+    clock: Arc<dyn Clock>,
+    /// What a reload can change while the agent runs.
+    live: reload::Live,
     _lock: lock::StateLock,
 }
 
@@ -298,48 +303,50 @@ impl Agent {
                 stop.child_token(),
             )),
         ));
-        // Checks: every [[checks]], [[probes]] and [[processes]] entry.
+        // Checks: every [[checks]], [[probes]] and [[processes]] entry. The
+        // owner runs even with none, so that a reload can add some.
         let effective = config.effective_checks();
-        let checks_api = if effective.is_empty() {
-            None
-        } else {
-            let (transitions_tx, transitions) =
-                tokio::sync::mpsc::channel(checks::TRANSITION_QUEUE);
-            let (owner, handle) = aegis_collect::check::Checks::new(
-                effective.clone(),
-                config.probe.clone(),
-                aegis_collect::check::CheckContext {
-                    clock: Arc::clone(&clock),
-                    proc_root: config.collect.proc_root.clone(),
-                    latest: Some(ends.latest.clone()),
-                    containers: config.docker.enabled.then(|| containers.clone()),
-                },
-                sink_for_checks.clone(),
-                transitions_tx,
-            )
-            .map_err(|e| anyhow::anyhow!(e))?;
-            pipeline = pipeline.with_checks(handle.view());
-            parts.push((
-                "checks",
-                Role::Optional,
-                Box::pin(owner.run(stop.child_token())),
-            ));
-            parts.push((
-                "check-events",
-                Role::Critical,
-                Box::pin(checks::fan_out(
-                    transitions,
-                    effective,
-                    store.clone(),
-                    heal.clone(),
-                    notifier.clone(),
-                    stop.child_token(),
-                )),
-            ));
-            Some(Arc::new(checks::ChecksApi {
-                handle,
-                store: store.clone(),
-            }) as Arc<dyn aegis_api::ChecksReader>)
+        let (transitions_tx, transitions) = tokio::sync::mpsc::channel(checks::TRANSITION_QUEUE);
+        let (owner, checks_handle) = aegis_collect::check::Checks::new(
+            effective.clone(),
+            config.probe.clone(),
+            aegis_collect::check::CheckContext {
+                clock: Arc::clone(&clock),
+                proc_root: config.collect.proc_root.clone(),
+                latest: Some(ends.latest.clone()),
+                containers: config.docker.enabled.then(|| containers.clone()),
+            },
+            sink_for_checks.clone(),
+            transitions_tx,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        pipeline = pipeline.with_checks(checks_handle.view());
+        let (check_configs, check_configs_rx) = tokio::sync::watch::channel(Arc::new(effective));
+        parts.push((
+            "checks",
+            Role::Optional,
+            Box::pin(owner.run(stop.child_token())),
+        ));
+        parts.push((
+            "check-events",
+            Role::Critical,
+            Box::pin(checks::fan_out(
+                transitions,
+                check_configs_rx,
+                store.clone(),
+                heal.clone(),
+                notifier.clone(),
+                stop.child_token(),
+            )),
+        ));
+        let checks_api = Some(Arc::new(checks::ChecksApi {
+            handle: checks_handle.clone(),
+            store: store.clone(),
+        }) as Arc<dyn aegis_api::ChecksReader>);
+        let live = reload::Live {
+            checks: checks_handle,
+            check_configs,
+            heal: heal.clone(),
         };
         parts.push((
             "pipeline",
@@ -390,6 +397,8 @@ impl Agent {
             stop,
             parts,
             heartbeat,
+            clock,
+            live,
             _lock: state_lock,
         })
     }
@@ -405,10 +414,13 @@ impl Agent {
     }
 
     /// Runs every part until `shutdown` fires (or a critical part dies),
-    /// then shuts down. `on_started` is called once everything runs.
+    /// then shuts down. `on_started` is called once everything runs; each
+    /// configuration from `reloads` is applied where it can be
+    /// ([`reload`]).
     pub async fn run(
         self,
         shutdown: CancellationToken,
+        mut reloads: tokio::sync::mpsc::Receiver<reload::Request>,
         on_started: impl FnOnce(Started),
     ) -> anyhow::Result<()> {
         let tasks = Tasks::new();
@@ -424,9 +436,48 @@ impl Agent {
             "aegis running"
         );
         on_started(Started { api: self.api });
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = tasks.failed() => {}
+        let systemd = systemd::Systemd::from_env();
+        systemd.ready();
+        let watchdog = match systemd::watchdog_timeout().filter(|_| systemd.enabled()) {
+            Some(timeout) => {
+                tracing::info!(timeout = ?timeout, "pinging the systemd watchdog from the pipeline's heartbeat");
+                Some(tokio::spawn(systemd::watchdog(
+                    systemd.clone(),
+                    timeout,
+                    self.heartbeat.clone(),
+                    Arc::clone(&self.clock),
+                    self.stop.clone(),
+                )))
+            }
+            None => None,
+        };
+        let mut running = self.config.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tasks.failed() => break,
+                Some(request) = reloads.recv() => {
+                    systemd.reloading();
+                    match request {
+                        Ok(new) => match reload::apply(&self.live, &mut running, new).await {
+                            Ok(outcome) => reload::log(&outcome),
+                            Err(e) => tracing::error!(
+                                error = %e,
+                                "the reloaded configuration cannot be applied; the agent keeps running on the previous one"
+                            ),
+                        },
+                        Err(e) => tracing::error!(
+                            problems = %e,
+                            "the reloaded configuration is refused; the agent keeps running on the previous one"
+                        ),
+                    }
+                    systemd.ready();
+                }
+            }
+        }
+        systemd.stopping();
+        if let Some(w) = watchdog {
+            w.abort();
         }
         let result = shutdown::stop(
             &tasks,
@@ -443,12 +494,16 @@ impl Agent {
     }
 }
 
-/// Builds and runs the agent until `shutdown` fires. `on_started` is called
-/// once the API listens.
+/// Builds and runs the agent until `shutdown` fires, applying each
+/// configuration from `reloads`. `on_started` is called once the API listens.
 pub async fn run(
     config: Config,
     shutdown: CancellationToken,
+    reloads: tokio::sync::mpsc::Receiver<reload::Request>,
     on_started: impl FnOnce(Started),
 ) -> anyhow::Result<()> {
-    Agent::build(config).await?.run(shutdown, on_started).await
+    Agent::build(config)
+        .await?
+        .run(shutdown, reloads, on_started)
+        .await
 }

@@ -8,6 +8,22 @@ use aegis_core::config::Config;
 /// Debian package and the systemd unit create it).
 pub const SYSTEM_STATE_DIR: &str = "/var/lib/aegis";
 
+/// The system-wide configuration file, read by root when no `--config` is
+/// given and it exists (the Debian package installs it).
+pub const SYSTEM_CONFIG: &str = "/etc/aegis/aegis.toml";
+
+/// The configuration file to read: the one named, else for root
+/// [`SYSTEM_CONFIG`] when it exists, else none (the embedded defaults).
+pub fn config_file(named: Option<&Path>) -> Option<PathBuf> {
+    match named {
+        Some(p) => Some(p.to_path_buf()),
+        None if is_root() && Path::new(SYSTEM_CONFIG).is_file() => {
+            Some(PathBuf::from(SYSTEM_CONFIG))
+        }
+        None => None,
+    }
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()

@@ -49,9 +49,15 @@ impl Agent {
     /// Starts `aegis run` in `home` with `extra` flags, on a free port, and
     /// waits until it says it runs.
     pub fn start_in(home: &Path, extra: &[&str]) -> Agent {
+        Agent::start_in_env(home, extra, &[])
+    }
+
+    /// As [`Agent::start_in`], with more environment variables.
+    pub fn start_in_env(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut child = aegis(home)
             .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -163,6 +163,9 @@ struct Tracked {
 }
 
 struct Finished {
+    /// Which set of checks the run belonged to (a replacement starts a new
+    /// one; results of the old set still in the queue are dropped).
+    generation: u64,
     index: usize,
     result: CheckResult,
     next_run_ms: i64,
@@ -174,6 +177,30 @@ enum Query {
         name: String,
         reply: oneshot::Sender<Option<(CheckStatus, Vec<CheckResult>)>>,
     },
+    Replace {
+        configs: Vec<CheckConfig>,
+        reply: oneshot::Sender<Result<Replaced, String>>,
+    },
+}
+
+/// What replacing the checks changed, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replaced {
+    /// Checks that are new.
+    pub added: Vec<String>,
+    /// Checks that are gone.
+    pub removed: Vec<String>,
+    /// Checks whose configuration changed: they start afresh.
+    pub changed: Vec<String>,
+    /// Checks left as they were, state and history kept.
+    pub kept: usize,
+}
+
+impl Replaced {
+    /// Whether anything changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
 }
 
 /// Asks the owner about a check's recent results.
@@ -207,6 +234,94 @@ impl ChecksHandle {
             .ok()?;
         rx.await.ok().flatten()
     }
+
+    /// Replaces every check by `configs` (a reloaded configuration): checks
+    /// whose configuration is unchanged keep their state and results, the
+    /// others start afresh. Refused, with the old checks left running, when
+    /// a probe cannot be built or the dependencies do not hold.
+    pub async fn replace(&self, configs: Vec<CheckConfig>) -> Result<Replaced, String> {
+        let (reply, rx) = oneshot::channel();
+        self.queries
+            .send(Query::Replace { configs, reply })
+            .await
+            .map_err(|_| "the checks have stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the checks have stopped".to_string())?
+    }
+}
+
+/// A set of checks ready to run.
+struct Built {
+    tracked: Vec<Tracked>,
+    probes: Vec<Probe>,
+    deps: Dependencies,
+    replaced: Replaced,
+}
+
+/// Builds the probes and states of `configs`, taking over from `previous`
+/// the state of every check whose configuration is unchanged.
+fn build(
+    configs: Vec<CheckConfig>,
+    ctx: &CheckContext,
+    mut previous: Vec<Tracked>,
+) -> Result<Built, String> {
+    let deps_list: Vec<(String, Vec<String>)> = configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.depends_on.iter().map(|d| d.to_string()).collect(),
+            )
+        })
+        .collect();
+    let deps = Dependencies::new(deps_list.iter().map(|(n, d)| (n.as_str(), d.as_slice())))
+        .map_err(|e| format!("check dependencies: {e:?}"))?;
+    let now = ctx.clock.monotonic();
+    let now_ms = ctx.clock.wall_ms();
+    let mut probes = Vec::with_capacity(configs.len());
+    let mut tracked = Vec::with_capacity(configs.len());
+    let mut replaced = Replaced::default();
+    for c in configs {
+        probes.push(Probe::of(&c, ctx).map_err(|e| format!("check {:?}: {e}", c.name.as_str()))?);
+        let old = previous
+            .iter()
+            .position(|t| t.config.name == c.name)
+            .map(|i| previous.swap_remove(i));
+        match old {
+            Some(mut t) if t.config == c => {
+                replaced.kept += 1;
+                // Runs again at once: its runner is new.
+                t.next_run_ms = Some(now_ms);
+                tracked.push(t);
+                continue;
+            }
+            Some(_) => replaced.changed.push(c.name.to_string()),
+            None => replaced.added.push(c.name.to_string()),
+        }
+        tracked.push(Tracked {
+            machine: CheckMachine::new(c.thresholds(), now),
+            config: c,
+            state: CheckState::Unknown,
+            since_ms: now_ms,
+            blocked_by: Vec::new(),
+            last: None,
+            next_run_ms: Some(now_ms),
+            warning: None,
+            recent: VecDeque::with_capacity(RECENT_RESULTS),
+            failures: BTreeMap::new(),
+            runs: 0,
+        });
+    }
+    replaced.removed = previous
+        .into_iter()
+        .map(|t| t.config.name.to_string())
+        .collect();
+    Ok(Built {
+        tracked,
+        probes,
+        deps,
+        replaced,
+    })
 }
 
 /// Every check, built and not yet running.
@@ -214,6 +329,7 @@ pub struct Checks {
     tracked: Vec<Tracked>,
     probes: Vec<Probe>,
     deps: Dependencies,
+    generation: u64,
     settings: ProbeSettings,
     ctx: CheckContext,
     sink: ObservationSink,
@@ -231,45 +347,19 @@ impl Checks {
         sink: ObservationSink,
         transitions: mpsc::Sender<TransitionRecord>,
     ) -> Result<(Self, ChecksHandle), String> {
-        let deps_list: Vec<(String, Vec<String>)> = configs
-            .iter()
-            .map(|c| {
-                (
-                    c.name.to_string(),
-                    c.depends_on.iter().map(|d| d.to_string()).collect(),
-                )
-            })
-            .collect();
-        let deps = Dependencies::new(deps_list.iter().map(|(n, d)| (n.as_str(), d.as_slice())))
-            .map_err(|e| format!("check dependencies: {e:?}"))?;
-        let now = ctx.clock.monotonic();
-        let now_ms = ctx.clock.wall_ms();
-        let mut probes = Vec::with_capacity(configs.len());
-        let mut tracked = Vec::with_capacity(configs.len());
-        for c in configs {
-            probes.push(
-                Probe::of(&c, &ctx).map_err(|e| format!("check {:?}: {e}", c.name.as_str()))?,
-            );
-            tracked.push(Tracked {
-                machine: CheckMachine::new(c.thresholds(), now),
-                config: c,
-                state: CheckState::Unknown,
-                since_ms: now_ms,
-                blocked_by: Vec::new(),
-                last: None,
-                next_run_ms: Some(now_ms),
-                warning: None,
-                recent: VecDeque::with_capacity(RECENT_RESULTS),
-                failures: BTreeMap::new(),
-                runs: 0,
-            });
-        }
+        let Built {
+            tracked,
+            probes,
+            deps,
+            ..
+        } = build(configs, &ctx, Vec::new())?;
         let (view, view_rx) = watch::channel(Arc::new(Vec::new()));
         let (qtx, queries) = mpsc::channel(QUERY_QUEUE);
         let checks = Self {
             tracked,
             probes,
             deps,
+            generation: 0,
             settings,
             ctx,
             sink,
@@ -315,6 +405,78 @@ impl Checks {
         let limit = Arc::new(Semaphore::new(self.settings.max_concurrent.max(1) as usize));
         let (results_tx, mut results) = mpsc::channel::<Finished>(RESULT_QUEUE);
         let mut runners = tokio::task::JoinSet::new();
+        self.spawn_runners(&mut runners, &results_tx, &limit, &cancel);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(f) = results.recv() => {
+                    if f.generation == self.generation {
+                        self.on_result(f);
+                    }
+                }
+                Some(q) = self.queries.recv() => match q {
+                    Query::Replace { configs, reply } => {
+                        let answer = self.replace(configs, &mut runners).await;
+                        if answer.is_ok() {
+                            self.spawn_runners(&mut runners, &results_tx, &limit, &cancel);
+                        }
+                        let _ = reply.send(answer);
+                    }
+                    q => self.answer(q),
+                },
+            }
+        }
+        runners.shutdown().await;
+    }
+
+    /// Swaps in a new set of checks; on an error the old set is untouched
+    /// (and its runners keep running).
+    async fn replace(
+        &mut self,
+        configs: Vec<CheckConfig>,
+        runners: &mut tokio::task::JoinSet<()>,
+    ) -> Result<Replaced, String> {
+        // Build the probes first, against a copy of the names: nothing
+        // stops until the new set is known to be good.
+        let probe_check: Result<Vec<Probe>, String> = configs
+            .iter()
+            .map(|c| {
+                Probe::of(c, &self.ctx).map_err(|e| format!("check {:?}: {e}", c.name.as_str()))
+            })
+            .collect();
+        probe_check?;
+        let deps_list: Vec<(String, Vec<String>)> = configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.depends_on.iter().map(|d| d.to_string()).collect(),
+                )
+            })
+            .collect();
+        Dependencies::new(deps_list.iter().map(|(n, d)| (n.as_str(), d.as_slice())))
+            .map_err(|e| format!("check dependencies: {e:?}"))?;
+        runners.shutdown().await;
+        let previous = std::mem::take(&mut self.tracked);
+        let built = build(configs, &self.ctx, previous)?;
+        self.tracked = built.tracked;
+        self.probes = built.probes;
+        self.deps = built.deps;
+        self.generation += 1;
+        self.settle(None);
+        self.publish();
+        Ok(built.replaced)
+    }
+
+    /// One runner per check of the current set.
+    fn spawn_runners(
+        &mut self,
+        runners: &mut tokio::task::JoinSet<()>,
+        results_tx: &mpsc::Sender<Finished>,
+        limit: &Arc<Semaphore>,
+        cancel: &CancellationToken,
+    ) {
+        let generation = self.generation;
         let probes = std::mem::take(&mut self.probes);
         for (index, mut probe) in probes.into_iter().enumerate() {
             let c = &self.tracked[index].config;
@@ -324,7 +486,7 @@ impl Checks {
                 self.ctx.clone(),
                 self.sink.clone(),
                 results_tx.clone(),
-                Arc::clone(&limit),
+                Arc::clone(limit),
                 cancel.clone(),
             );
             let name = c.name.to_string();
@@ -356,6 +518,7 @@ impl Checks {
                         value: run.value,
                     };
                     let finished = Finished {
+                        generation,
                         index,
                         result,
                         next_run_ms: at_ms.saturating_add(interval_ms),
@@ -366,15 +529,6 @@ impl Checks {
                 }
             });
         }
-        drop(results_tx);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                Some(f) = results.recv() => self.on_result(f),
-                Some(q) = self.queries.recv() => self.answer(q),
-            }
-        }
-        runners.shutdown().await;
     }
 
     fn answer(&self, q: Query) {
@@ -386,6 +540,9 @@ impl Checks {
                     .find(|t| t.config.name.as_str() == name)
                     .map(|t| (Self::status_of(t), t.recent.iter().cloned().collect()));
                 let _ = reply.send(found);
+            }
+            Query::Replace { reply, .. } => {
+                let _ = reply.send(Err("the checks are busy".to_string()));
             }
         }
     }

@@ -96,6 +96,16 @@ const MAX_PROBLEMS: usize = 64;
 impl Config {
     /// Reads and checks a file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_file_with(path, |_| {})
+    }
+
+    /// Reads a file, applies `adjust` (command-line flags, variables of the
+    /// environment), then checks the result: a problem in the file keeps
+    /// its line, and what `adjust` sets is judged with the rest.
+    pub fn from_file_with(
+        path: &Path,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: Some(path.to_path_buf()),
             problems: vec![Problem {
@@ -105,7 +115,7 @@ impl Config {
                 message: format!("cannot read the file: {e}"),
             }],
         })?;
-        Self::from_toml(&text).map_err(|mut e| {
+        Self::from_toml_with(&text, adjust).map_err(|mut e| {
             e.file = Some(path.to_path_buf());
             e
         })
@@ -113,8 +123,17 @@ impl Config {
 
     /// Parses and checks TOML text, reporting every problem at once.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_toml_with(text, |_| {})
+    }
+
+    /// As [`Config::from_toml`], with `adjust` applied before the checks.
+    pub fn from_toml_with(
+        text: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Self, ConfigError> {
         let (parsed, mut problems) = parse_all(text);
-        if let Some(cfg) = parsed {
+        if let Some(mut cfg) = parsed {
+            adjust(&mut cfg);
             if problems.is_empty() {
                 let semantic = cfg.validate();
                 if semantic.is_empty() {

@@ -76,7 +76,7 @@ impl Engine {
         self.open_for_check(c, now, "the check failed");
     }
 
-    pub(super) fn check_stopped(&mut self, check: &str, passing: bool) {
+    pub(super) fn check_stopped(&mut self, check: &str, passing: bool, why_not_passing: &str) {
         let now = self.env.clock.monotonic();
         let w = self.checks.watch(check);
         w.failing = None;
@@ -96,7 +96,7 @@ impl Engine {
                 let why = if passing {
                     "the check passes again on its own; nothing more to do"
                 } else {
-                    "the check is blocked by a dependency: it is not its own to heal"
+                    why_not_passing
                 };
                 self.record(
                     &inc,

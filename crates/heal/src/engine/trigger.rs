@@ -81,6 +81,12 @@ pub enum Trigger {
         /// Whether it passes (false: blocked, or no verdict).
         passing: bool,
     },
+    /// A reload removed the check or changed it (a changed check starts
+    /// afresh and fails again, if it still does, as a new trigger).
+    CheckRemoved {
+        /// The check.
+        check: String,
+    },
 }
 
 /// What the engine remembers of each container between events.
@@ -114,7 +120,16 @@ impl Engine {
         match t {
             Trigger::Container(e) => self.on_container(e),
             Trigger::CheckFailed(c) => self.check_failed(c),
-            Trigger::CheckStopped { check, passing } => self.check_stopped(&check, passing),
+            Trigger::CheckStopped { check, passing } => self.check_stopped(
+                &check,
+                passing,
+                "the check is blocked by a dependency: it is not its own to heal",
+            ),
+            Trigger::CheckRemoved { check } => self.check_stopped(
+                &check,
+                false,
+                "the check was removed or changed by a reload of the configuration",
+            ),
             Trigger::AnomalyOpened(a) => {
                 if self.join_as_evidence(&a) {
                     return;

@@ -1,0 +1,115 @@
+//! Reloading the configuration while the agent runs (SIGHUP, which is what
+//! `systemctl reload aegis` sends).
+//!
+//! The file is read and validated again by the caller, with the same flags
+//! as at the start; an invalid file is refused and the agent keeps running
+//! on the configuration it has. A valid one is compared with the running
+//! one section by section:
+//!
+//! - the checks (`[[checks]]`, `[[probes]]`, `[[processes]]`) change live:
+//!   unchanged checks keep their state and results, changed and new ones
+//!   start afresh, removed ones stop (healing forgets their incidents);
+//! - every other section is named in the log as changed but applied at the
+//!   next start: those are wired into tasks, sockets and files made once
+//!   (the store, the API listener, the sources, the engine's guard).
+
+use std::sync::Arc;
+
+use aegis_collect::check::{ChecksHandle, Replaced};
+use aegis_core::config::{CheckConfig, Config, ConfigError};
+use aegis_heal::engine::{EngineHandle, Trigger};
+use tokio::sync::watch;
+
+/// What a reload reaches while the agent runs.
+pub struct Live {
+    /// The owner of the checks.
+    pub checks: ChecksHandle,
+    /// The checks the transition fan-out knows.
+    pub check_configs: watch::Sender<Arc<Vec<CheckConfig>>>,
+    /// Healing (told of removed checks).
+    pub heal: EngineHandle,
+}
+
+/// A reload request: the configuration read again, or why it was refused.
+pub type Request = Result<Config, ConfigError>;
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// What changed among the checks.
+    pub checks: Replaced,
+    /// Sections that changed and take effect at the next start.
+    pub at_restart: Vec<&'static str>,
+}
+
+/// The sections, apart from the checks, whose change needs a restart.
+fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut see = |name: &'static str, differs: bool| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    see("agent", old.agent != new.agent);
+    see("collect", old.collect != new.collect);
+    see("history", old.history != new.history);
+    see("store", old.store != new.store);
+    see("detect", old.detect != new.detect);
+    see("docker", old.docker != new.docker);
+    see("heal", old.heal != new.heal);
+    see("probe", old.probe != new.probe);
+    see("notify", old.notify != new.notify);
+    see("api", old.api != new.api);
+    see("log", old.log != new.log);
+    changed
+}
+
+/// Applies `new` over `old` where it can; `old` becomes what now runs.
+pub async fn apply(live: &Live, old: &mut Config, new: Config) -> Result<Outcome, String> {
+    let at_restart = changed_sections(old, &new);
+    let effective = new.effective_checks();
+    let checks = if effective == old.effective_checks() {
+        Replaced {
+            kept: effective.len(),
+            ..Replaced::default()
+        }
+    } else {
+        let replaced = live.checks.replace(effective.clone()).await?;
+        live.check_configs.send_replace(Arc::new(effective));
+        for check in replaced.removed.iter().chain(&replaced.changed) {
+            live.heal
+                .trigger_wait(Trigger::CheckRemoved {
+                    check: check.clone(),
+                })
+                .await;
+        }
+        replaced
+    };
+    // What runs now: the new checks, the rest as it was started.
+    old.checks = new.checks;
+    old.probes = new.probes;
+    old.processes = new.processes;
+    Ok(Outcome { checks, at_restart })
+}
+
+/// Logs what a reload did.
+pub fn log(outcome: &Outcome) {
+    let c = &outcome.checks;
+    if c.is_empty() && outcome.at_restart.is_empty() {
+        tracing::info!("configuration reloaded: nothing changed");
+        return;
+    }
+    tracing::info!(
+        added = ?c.added,
+        removed = ?c.removed,
+        changed = ?c.changed,
+        kept = c.kept,
+        "configuration reloaded: checks applied"
+    );
+    if !outcome.at_restart.is_empty() {
+        tracing::warn!(
+            sections = ?outcome.at_restart,
+            "configuration reloaded: these sections changed and take effect at the next start"
+        );
+    }
+}
