@@ -46,6 +46,9 @@ pub const RECENT_RESULTS: usize = 100;
 const RESULT_QUEUE: usize = 1_024;
 /// Questions waiting for the owner, at most.
 const QUERY_QUEUE: usize = 64;
+/// How often the statuses are published when results came in, at most.
+/// Transitions go out at once regardless.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 /// What the probes read besides the network.
 #[derive(Clone)]
@@ -326,6 +329,8 @@ fn build(
 
 /// Every check, built and not yet running.
 pub struct Checks {
+    /// Results arrived since the statuses were last published.
+    dirty: bool,
     tracked: Vec<Tracked>,
     probes: Vec<Probe>,
     deps: Dependencies,
@@ -356,6 +361,7 @@ impl Checks {
         let (view, view_rx) = watch::channel(Arc::new(Vec::new()));
         let (qtx, queries) = mpsc::channel(QUERY_QUEUE);
         let checks = Self {
+            dirty: false,
             tracked,
             probes,
             deps,
@@ -406,9 +412,15 @@ impl Checks {
         let (results_tx, mut results) = mpsc::channel::<Finished>(RESULT_QUEUE);
         let mut runners = tokio::task::JoinSet::new();
         self.spawn_runners(&mut runners, &results_tx, &limit, &cancel);
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = publish.tick(), if self.dirty => {
+                    self.dirty = false;
+                    self.publish();
+                }
                 Some(f) = results.recv() => {
                     if f.generation == self.generation {
                         self.on_result(f);
@@ -561,14 +573,31 @@ impl Checks {
             CheckOutcome::NoData { message } => Some(message.clone()),
             _ => None,
         };
+        // What the dependencies see of this check: whether it is down, and
+        // whether it is doubtful (not known to pass).
+        let seen = |m: &CheckMachine| {
+            (
+                m.state(),
+                m.state() != CheckState::Passing || m.failures_in_row() > 0,
+            )
+        };
+        let before = seen(&t.machine);
         t.machine.observe(f.result.outcome.ok(), now);
+        let moved = seen(&t.machine) != before;
         if t.recent.len() >= RECENT_RESULTS {
             t.recent.pop_front();
         }
         t.recent.push_back(f.result.clone());
         t.last = Some(f.result.clone());
-        self.settle(Some((f.index, f.result)));
-        self.publish();
+        // Settling walks every check; when what the dependencies see of
+        // this one has not moved, nothing can move (the last settle left
+        // every state as its inputs say).
+        if moved {
+            self.settle(Some((f.index, f.result)));
+        }
+        // Published with the next tick: with hundreds of checks, copying
+        // every status on every result was most of the checks' CPU.
+        self.dirty = true;
     }
 
     /// Applies the dependencies to every check's own verdict and sends out
