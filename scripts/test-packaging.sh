@@ -60,7 +60,8 @@ AEGIS_API_TOKEN=kubernetes-secret-token target/debug/aegis check-config "$root/k
 # 1. cargo install (the release build it makes is reused by the package).
 step "cargo install --path crates/aegis --root $root"
 cargo install --locked --quiet --path crates/aegis --root "$root"
-"$root/bin/aegis" version | grep -q '^aegis ' || fail "$root/bin/aegis version"
+version=$("$root/bin/aegis" version) || fail "$root/bin/aegis version"
+[[ "$version" == aegis\ * ]] || fail "$root/bin/aegis version said: $version"
 step "installed binary: $("$root/bin/aegis" version)"
 
 # 2 and 3. The package.
@@ -72,17 +73,24 @@ step "cargo deb"
 deb=$(cargo deb -p aegis --no-build --quiet)
 [ -f "$deb" ] || deb=$(ls -t target/debian/aegis_*.deb | head -1)
 step "package: $deb"
-dpkg-deb --info "$deb" | grep -q 'Package: aegis' || fail "dpkg-deb --info"
-dpkg-deb --contents "$deb" | grep -q './etc/aegis/aegis.toml' || fail "no /etc/aegis/aegis.toml in the package"
+# (Outputs are captured before matching: `grep -q` closing a pipe early
+# would fail the pipeline under pipefail.)
+[ "$(dpkg-deb --field "$deb" Package)" = aegis ] || fail "dpkg-deb --field Package"
+contents=$(dpkg-deb --contents "$deb")
+for path in ./usr/bin/aegis ./etc/aegis/aegis.toml ./lib/systemd/system/aegis.service; do
+  grep -qF "$path" <<<"$contents" || fail "no $path in the package"
+done
 
 step "dpkg -i"
 dpkg -i "$deb" >/dev/null
 [ -x /usr/bin/aegis ] || fail "/usr/bin/aegis missing after dpkg -i"
-aegis version | grep -q '^aegis ' || fail "aegis version"
+version=$(aegis version) || fail "aegis version"
+[[ "$version" == aegis\ * ]] || fail "aegis version said: $version"
 aegis check-config /etc/aegis/aegis.toml >/dev/null || fail "aegis check-config /etc/aegis/aegis.toml"
 [ -d /var/lib/aegis ] || fail "/var/lib/aegis missing after dpkg -i"
 [ -f /lib/systemd/system/aegis.service ] || fail "the unit is missing"
-dpkg-query -W -f='${Conffiles}\n' aegis | grep -q '/etc/aegis/aegis.toml' ||
+conffiles=$(dpkg-query -W -f='${Conffiles}\n' aegis)
+grep -qF /etc/aegis/aegis.toml <<<"$conffiles" ||
   fail "/etc/aegis/aegis.toml is not a configuration file of the package"
 step "systemd-analyze verify"
 systemd-analyze verify /lib/systemd/system/aegis.service
@@ -103,7 +111,7 @@ done
 kill -TERM "$pid"
 wait "$pid" || fail "the installed agent did not stop cleanly"
 [ -f /var/lib/aegis/aegis.db ] || fail "the agent did not keep its state in /var/lib/aegis"
-grep -q '/var/lib/aegis' "$root/run.log" || fail "the log does not name /var/lib/aegis"
+grep -qF /var/lib/aegis "$root/run.log" || fail "the log does not name /var/lib/aegis"
 
 step "dpkg -r"
 dpkg -r aegis >/dev/null
