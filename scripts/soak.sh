@@ -6,7 +6,7 @@
 #
 # "Normal" is the agent on its embedded defaults on this machine: its
 # observations per second are measured first, for 30 s, then the soak runs
-# with collection at 100 ms, 200 checks at 100 ms to 1 s (http against a
+# with collection at 100 ms, 200 checks at 100 ms to 1 s, most at 500 ms (http against a
 # loopback server, one of them flapping and healed by a command action,
 # tcp, process, program and filesystem checks) and a manual action posted
 # every second. The report gives the soak's observation rate as a multiple
@@ -106,6 +106,7 @@ timeout = "1s"
 name = "root"
 kind = "filesystem"
 mount = "/"
+max_used_ratio = 0.999
 interval = "1s"
 timeout = "1s"
 TOML
@@ -115,8 +116,8 @@ TOML
 name = "web-$i"
 kind = "http"
 url = "http://127.0.0.1:$web_port/ok"
-interval = "1s"
-timeout = "1s"
+interval = "500ms"
+timeout = "500ms"
 TOML
   done
 } >"$work/soak.toml"
