@@ -307,20 +307,28 @@ fn sighup_applies_a_changed_check_and_refuses_an_invalid_file_while_the_agent_ke
     );
     let keep_runs_before = check_names(&agent)[0].2;
 
-    // A changed set: `old` goes, `new` comes, `keep` is untouched; and a
-    // section that only applies at the next start.
+    // A changed set: `old` goes, `new` and `trips` come, `keep` is
+    // untouched; a rule that heals `trips` when it fails (rules change live
+    // too); and a setting of the guard, which only applies at the next start.
     std::fs::write(
         &config,
         format!(
-            "[detect]\nenabled = false\n[heal]\ncooldown = \"45s\"\n{}",
-            checks(&[("keep", up_addr.to_string()), ("new", up_addr.to_string())])
+            "[detect]\nenabled = false\n[heal]\ncooldown = \"45s\"\n\
+             [[heal.rules]]\nname = \"trips\"\non = \"check_failed\"\ncheck = \"trips\"\n\
+             actions = [{{ kind = \"command\", argv = [\"true\"] }}]\n{}",
+            checks(&[
+                ("keep", up_addr.to_string()),
+                ("new", up_addr.to_string()),
+                ("trips", closed.clone())
+            ])
         ),
     )
     .expect("config");
     hangup(&agent);
-    let applied = logged(&agent, "checks applied", Duration::from_secs(20))
+    let applied = logged(&agent, "checks and rules applied", Duration::from_secs(20))
         .expect("no log of the checks applied");
-    assert_eq!(applied["added"], "[\"new\"]", "{applied}");
+    assert_eq!(applied["added"], "[\"new\", \"trips\"]", "{applied}");
+    assert_eq!(applied["rules_replaced"], true, "{applied}");
     assert_eq!(applied["removed"], "[\"old\"]", "{applied}");
     let later = logged(
         &agent,
@@ -332,10 +340,19 @@ fn sighup_applies_a_changed_check_and_refuses_an_invalid_file_while_the_agent_ke
     assert!(
         common::wait_until(Duration::from_secs(20), || {
             let c = check_names(&agent);
-            c.len() == 2 && c[1].0 == "new" && c[1].1 == "passing"
+            c.len() == 3 && c[1].0 == "new" && c[1].1 == "passing"
         }),
         "the new check is not passing: {:?}",
         check_names(&agent)
+    );
+    // The new rule is in force: the failing new check is healed by it.
+    assert!(
+        common::wait_until(Duration::from_secs(20), || agent
+            .get("/api/v1/actions?limit=100")
+            .1
+            .contains("\"action\":\"command\"")),
+        "the rule added by the reload did not heal its check: {}",
+        agent.get("/api/v1/actions?limit=100").1
     );
     let c = check_names(&agent);
     assert_eq!(c[0].0, "keep");
@@ -374,6 +391,6 @@ fn sighup_applies_a_changed_check_and_refuses_an_invalid_file_while_the_agent_ke
         check_names(&agent)
     );
     let names: Vec<String> = check_names(&agent).into_iter().map(|c| c.0).collect();
-    assert_eq!(names, ["keep", "new"]);
+    assert_eq!(names, ["keep", "new", "trips"]);
     drop(up);
 }

@@ -9,6 +9,8 @@
 //! - the checks (`[[checks]]`, `[[probes]]`, `[[processes]]`) change live:
 //!   unchanged checks keep their state and results, changed and new ones
 //!   start afresh, removed ones stop (healing forgets their incidents);
+//! - the healing rules (`[[heal.rules]]`) change live: incidents already
+//!   open keep the ladder they started with, new ones follow the new rules;
 //! - every other section is named in the log as changed but applied at the
 //!   next start: those are wired into tasks, sockets and files made once
 //!   (the store, the API listener, the sources, the engine's guard).
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use aegis_collect::check::{ChecksHandle, Replaced};
 use aegis_core::config::{CheckConfig, Config, ConfigError};
 use aegis_heal::engine::{EngineHandle, Trigger};
+use aegis_heal::policy::Policy;
 use tokio::sync::watch;
 
 /// What a reload reaches while the agent runs.
@@ -38,6 +41,8 @@ pub type Request = Result<Config, ConfigError>;
 pub struct Outcome {
     /// What changed among the checks.
     pub checks: Replaced,
+    /// Whether the healing rules were replaced.
+    pub rules: bool,
     /// Sections that changed and take effect at the next start.
     pub at_restart: Vec<&'static str>,
 }
@@ -56,7 +61,13 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
     see("store", old.store != new.store);
     see("detect", old.detect != new.detect);
     see("docker", old.docker != new.docker);
-    see("heal", old.heal != new.heal);
+    // The rules apply live; the rest of [heal] (the guard) does not.
+    let guard = |c: &Config| {
+        let mut h = c.heal.clone();
+        h.rules = Vec::new();
+        h
+    };
+    see("heal", guard(old) != guard(new));
     see("probe", old.probe != new.probe);
     see("notify", old.notify != new.notify);
     see("api", old.api != new.api);
@@ -85,17 +96,29 @@ pub async fn apply(live: &Live, old: &mut Config, new: Config) -> Result<Outcome
         }
         replaced
     };
-    // What runs now: the new checks, the rest as it was started.
+    let rules = old.heal.rules != new.heal.rules;
+    if rules {
+        let policy = Policy::new(new.heal.rules.clone(), &old.docker.autoheal_label);
+        if !live.heal.trigger_wait(Trigger::Rules(policy)).await {
+            return Err("healing has stopped".to_string());
+        }
+    }
+    // What runs now: the new checks and rules, the rest as it was started.
     old.checks = new.checks;
     old.probes = new.probes;
     old.processes = new.processes;
-    Ok(Outcome { checks, at_restart })
+    old.heal.rules = new.heal.rules;
+    Ok(Outcome {
+        checks,
+        rules,
+        at_restart,
+    })
 }
 
 /// Logs what a reload did.
 pub fn log(outcome: &Outcome) {
     let c = &outcome.checks;
-    if c.is_empty() && outcome.at_restart.is_empty() {
+    if c.is_empty() && !outcome.rules && outcome.at_restart.is_empty() {
         tracing::info!("configuration reloaded: nothing changed");
         return;
     }
@@ -104,7 +127,8 @@ pub fn log(outcome: &Outcome) {
         removed = ?c.removed,
         changed = ?c.changed,
         kept = c.kept,
-        "configuration reloaded: checks applied"
+        rules_replaced = outcome.rules,
+        "configuration reloaded: checks and rules applied"
     );
     if !outcome.at_restart.is_empty() {
         tracing::warn!(

@@ -81,6 +81,9 @@ pub enum Trigger {
         /// Whether it passes (false: blocked, or no verdict).
         passing: bool,
     },
+    /// A reload replaced the rules. Incidents already open keep the ladder
+    /// they started with; new ones follow the new rules.
+    Rules(crate::policy::Policy),
     /// A reload removed the check or changed it (a changed check starts
     /// afresh and fails again, if it still does, as a new trigger).
     CheckRemoved {
@@ -125,6 +128,7 @@ impl Engine {
                 passing,
                 "the check is blocked by a dependency: it is not its own to heal",
             ),
+            Trigger::Rules(policy) => self.policy = policy,
             Trigger::CheckRemoved { check } => self.check_stopped(
                 &check,
                 false,
