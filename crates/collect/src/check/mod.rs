@@ -592,19 +592,25 @@ impl Checks {
         // Settling walks every check; when what the dependencies see of
         // this one has not moved, nothing can move (the last settle left
         // every state as its inputs say).
-        if moved {
-            self.settle(Some((f.index, f.result)));
+        // A change of state is published at once, so that the status never
+        // lags the transitions it announces; a result that changes no state
+        // waits for the next tick (with hundreds of checks, copying every
+        // status on every result was most of the checks' CPU).
+        if moved && self.settle(Some((f.index, f.result))) {
+            self.dirty = false;
+            self.publish();
+        } else {
+            self.dirty = true;
         }
-        // Published with the next tick: with hundreds of checks, copying
-        // every status on every result was most of the checks' CPU.
-        self.dirty = true;
     }
 
     /// Applies the dependencies to every check's own verdict and sends out
-    /// each change of state. `cause` is the result that started it.
-    fn settle(&mut self, cause: Option<(usize, CheckResult)>) {
+    /// each change of state. `cause` is the result that started it. Returns
+    /// whether any check changed state.
+    fn settle(&mut self, cause: Option<(usize, CheckResult)>) -> bool {
         let now = self.ctx.clock.monotonic();
         let now_ms = self.ctx.clock.wall_ms();
+        let mut changed = false;
         // Unblocking can change a verdict, which can block or unblock
         // others: repeat until nothing moves (bounded by the number of checks).
         for _ in 0..=self.tracked.len() {
@@ -680,10 +686,12 @@ impl Checks {
                     }
                 }
             }
+            changed |= moved;
             if !moved {
                 break;
             }
         }
+        changed
     }
 }
 
