@@ -253,21 +253,12 @@ impl ChecksHandle {
     }
 }
 
-/// A set of checks ready to run.
-struct Built {
-    tracked: Vec<Tracked>,
-    probes: Vec<Probe>,
-    deps: Dependencies,
-    replaced: Replaced,
-}
-
-/// Builds the probes and states of `configs`, taking over from `previous`
-/// the state of every check whose configuration is unchanged.
-fn build(
-    configs: Vec<CheckConfig>,
+/// What can be built of a set of checks before anything stops: its probes
+/// and its dependencies. Failing here leaves the running set untouched.
+fn prepare(
+    configs: &[CheckConfig],
     ctx: &CheckContext,
-    mut previous: Vec<Tracked>,
-) -> Result<Built, String> {
+) -> Result<(Vec<Probe>, Dependencies), String> {
     let deps_list: Vec<(String, Vec<String>)> = configs
         .iter()
         .map(|c| {
@@ -279,13 +270,25 @@ fn build(
         .collect();
     let deps = Dependencies::new(deps_list.iter().map(|(n, d)| (n.as_str(), d.as_slice())))
         .map_err(|e| format!("check dependencies: {e:?}"))?;
+    let probes = configs
+        .iter()
+        .map(|c| Probe::of(c, ctx).map_err(|e| format!("check {:?}: {e}", c.name.as_str())))
+        .collect::<Result<_, _>>()?;
+    Ok((probes, deps))
+}
+
+/// The states of `configs`, taking over from `previous` the state of every
+/// check whose configuration is unchanged.
+fn track(
+    configs: Vec<CheckConfig>,
+    ctx: &CheckContext,
+    mut previous: Vec<Tracked>,
+) -> (Vec<Tracked>, Replaced) {
     let now = ctx.clock.monotonic();
     let now_ms = ctx.clock.wall_ms();
-    let mut probes = Vec::with_capacity(configs.len());
     let mut tracked = Vec::with_capacity(configs.len());
     let mut replaced = Replaced::default();
     for c in configs {
-        probes.push(Probe::of(&c, ctx).map_err(|e| format!("check {:?}: {e}", c.name.as_str()))?);
         let old = previous
             .iter()
             .position(|t| t.config.name == c.name)
@@ -319,12 +322,7 @@ fn build(
         .into_iter()
         .map(|t| t.config.name.to_string())
         .collect();
-    Ok(Built {
-        tracked,
-        probes,
-        deps,
-        replaced,
-    })
+    (tracked, replaced)
 }
 
 /// Every check, built and not yet running.
@@ -352,12 +350,8 @@ impl Checks {
         sink: ObservationSink,
         transitions: mpsc::Sender<TransitionRecord>,
     ) -> Result<(Self, ChecksHandle), String> {
-        let Built {
-            tracked,
-            probes,
-            deps,
-            ..
-        } = build(configs, &ctx, Vec::new())?;
+        let (probes, deps) = prepare(&configs, &ctx)?;
+        let (tracked, _) = track(configs, &ctx, Vec::new());
         let (view, view_rx) = watch::channel(Arc::new(Vec::new()));
         let (qtx, queries) = mpsc::channel(QUERY_QUEUE);
         let checks = Self {
@@ -448,36 +442,18 @@ impl Checks {
         configs: Vec<CheckConfig>,
         runners: &mut tokio::task::JoinSet<()>,
     ) -> Result<Replaced, String> {
-        // Build the probes first, against a copy of the names: nothing
-        // stops until the new set is known to be good.
-        let probe_check: Result<Vec<Probe>, String> = configs
-            .iter()
-            .map(|c| {
-                Probe::of(c, &self.ctx).map_err(|e| format!("check {:?}: {e}", c.name.as_str()))
-            })
-            .collect();
-        probe_check?;
-        let deps_list: Vec<(String, Vec<String>)> = configs
-            .iter()
-            .map(|c| {
-                (
-                    c.name.to_string(),
-                    c.depends_on.iter().map(|d| d.to_string()).collect(),
-                )
-            })
-            .collect();
-        Dependencies::new(deps_list.iter().map(|(n, d)| (n.as_str(), d.as_slice())))
-            .map_err(|e| format!("check dependencies: {e:?}"))?;
+        // Nothing stops until the new set is known to be good.
+        let (probes, deps) = prepare(&configs, &self.ctx)?;
         runners.shutdown().await;
         let previous = std::mem::take(&mut self.tracked);
-        let built = build(configs, &self.ctx, previous)?;
-        self.tracked = built.tracked;
-        self.probes = built.probes;
-        self.deps = built.deps;
+        let (tracked, replaced) = track(configs, &self.ctx, previous);
+        self.tracked = tracked;
+        self.probes = probes;
+        self.deps = deps;
         self.generation += 1;
         self.settle(None);
         self.publish();
-        Ok(built.replaced)
+        Ok(replaced)
     }
 
     /// One runner per check of the current set.
