@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use aegis_testkit::{free_port, http_get, http_request, need, need_root, within, ChildGuard};
+use aegis_testkit::{http_get, http_request, need, need_root, within, ChildGuard};
 
 mod common;
 
@@ -196,26 +196,10 @@ fn three_agents_in_their_own_namespaces_are_scraped_and_a_give_up_reaches_alertm
     }
 
     // Alertmanager, holding what Prometheus sends.
-    let am_port = free_port();
-    std::fs::write(
-        dir.join("alertmanager.yml"),
+    let (_am, am) = common::alertmanager(
+        dir,
         "route:\n  receiver: nobody\n  group_wait: 1s\nreceivers:\n  - name: nobody\n",
-    )
-    .expect("alertmanager.yml");
-    let _am = ChildGuard::spawn(
-        Command::new("prometheus-alertmanager")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("alertmanager.yml").display()
-            ))
-            .arg(format!("--storage.path={}", dir.join("am").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .expect("start prometheus-alertmanager");
-    let am = format!("127.0.0.1:{am_port}");
+    );
 
     // Prometheus: the agents from a file (file-based service discovery),
     // the shipped rules, alerts to Alertmanager.
@@ -233,9 +217,9 @@ fn three_agents_in_their_own_namespaces_are_scraped_and_a_give_up_reaches_alertm
         dir.join("aegis.rules.yml"),
     )
     .expect("the shipped rules");
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
+    let (_prom, prom) = common::prometheus(
+        dir,
+        &format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              rule_files: ['{rules}']\n\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n\
@@ -243,25 +227,7 @@ fn three_agents_in_their_own_namespaces_are_scraped_and_a_give_up_reaches_alertm
             rules = dir.join("aegis.rules.yml").display(),
             targets = dir.join("targets.yml").display(),
         ),
-    )
-    .expect("prometheus.yml");
-    let prom_port = free_port();
-    let _prom = ChildGuard::spawn(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .expect("start prometheus");
-    let prom = format!("127.0.0.1:{prom_port}");
+    );
 
     // Every instance is up and has host figures.
     let mut expected: Vec<String> = hosts.iter().map(|h| h.agent.clone()).collect();

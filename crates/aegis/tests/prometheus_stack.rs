@@ -4,14 +4,13 @@
 //! to its own webhook receiver; Prometheus (Debian's prometheus) scrapes the
 //! agent and answers queries for a host metric and an anomaly score.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use aegis_testkit::{need, ChildGuard, HttpStub};
+use aegis_testkit::{need, HttpStub};
 
 mod common;
 
-use common::{calm_before_the_jump, free_port, http_get, start_fake_host, wait_until, LoadWriter};
+use common::{calm_before_the_jump, http_get, start_fake_host, wait_until, LoadWriter};
 
 fn http(addr: &str, path: &str) -> String {
     addr.parse()
@@ -37,29 +36,13 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
             .filter_map(|r| serde_json::from_str(&r.body).ok())
             .collect()
     };
-    let am_port = free_port();
-    std::fs::write(
-        dir.join("alertmanager.yml"),
-        format!(
+    let (_am, am) = common::alertmanager(
+        dir,
+        &format!(
             "route:\n  receiver: test\n  group_by: ['alertname', 'series']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
              receivers:\n  - name: test\n    webhook_configs:\n      - url: '{hook}'\n        send_resolved: true\n"
         ),
-    )
-    .expect("alertmanager.yml");
-    let _am = ChildGuard::spawn(
-        Command::new("prometheus-alertmanager")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("alertmanager.yml").display()
-            ))
-            .arg(format!("--storage.path={}", dir.join("am").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .expect("start prometheus-alertmanager");
-    let am = format!("127.0.0.1:{am_port}");
+    );
     assert!(
         wait_until(Duration::from_secs(20), || http(&am, "/-/ready")
             .contains("OK")),
@@ -76,28 +59,10 @@ fn alertmanager_gets_firing_and_resolved_and_prometheus_scrapes_the_agent() {
     let api = agent.api;
 
     // Prometheus scraping the agent every second.
-    let prom_port = free_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: aegis\n    static_configs:\n      - targets: ['{api}']\n"),
-    )
-    .expect("prometheus.yml");
-    let _prom = ChildGuard::spawn(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .expect("start prometheus");
-    let prom = format!("127.0.0.1:{prom_port}");
+    let (_prom, prom) = common::prometheus(
+        dir,
+        &format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: aegis\n    static_configs:\n      - targets: ['{api}']\n"),
+    );
 
     // Normal first, then a jump, then back.
     let load = LoadWriter::start(&proc_dir, 0.5, 15.0);

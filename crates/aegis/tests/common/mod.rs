@@ -273,3 +273,47 @@ pub fn start_fake_host(home: &Path, more: &str) -> (Agent, PathBuf) {
     let agent = Agent::start_in(home, &["--config", config.to_str().expect("utf8 path")]);
     (agent, proc_dir)
 }
+
+/// Debian's Alertmanager on a free loopback port with `config` (YAML),
+/// its files in `dir`: the process (stopped when dropped) and its address.
+pub fn alertmanager(dir: &Path, config: &str) -> (aegis_testkit::ChildGuard, String) {
+    let port = free_port();
+    std::fs::write(dir.join("alertmanager.yml"), config).expect("alertmanager.yml");
+    let child = aegis_testkit::ChildGuard::spawn(
+        Command::new("prometheus-alertmanager")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("alertmanager.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.join("am").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("start prometheus-alertmanager");
+    (child, format!("127.0.0.1:{port}"))
+}
+
+/// Debian's Prometheus on a free loopback port with `config` (YAML), its
+/// files in `dir`: the process (stopped when dropped) and its address.
+pub fn prometheus(dir: &Path, config: &str) -> (aegis_testkit::ChildGuard, String) {
+    let port = free_port();
+    std::fs::write(dir.join("prometheus.yml"), config).expect("prometheus.yml");
+    let child = aegis_testkit::ChildGuard::spawn(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("start prometheus");
+    (child, format!("127.0.0.1:{port}"))
+}
