@@ -26,6 +26,9 @@ ensure_test_dependencies() {
   # A real headless browser for the dashboard test, and the monitoring
   # stack the agent must work with (started by the tests on free ports).
   apt_install chromium prometheus prometheus-alertmanager
+  # The fleet test's network namespaces, the HTTP client of the scripts,
+  # and the unit checker of the packaging test.
+  apt_install iproute2 curl systemd
   # A Docker engine (reused if one answers) and the locally built test image.
   # shellcheck source=scripts/docker-engine.sh
   source "$(dirname "${BASH_SOURCE[0]}")/docker-engine.sh"
