@@ -82,6 +82,18 @@ fn thirty_flapping_containers_every_unhealthy_event_is_decided_or_skipped_within
     )
     .expect("config");
     let agent = Agent::start_in(home.path(), &["--config", config.to_str().expect("utf8")]);
+    // Counted from when the agent has its Docker source up: events before
+    // that are the start's, not the healing's.
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            agent.json("/api/v1/status")["sources"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["name"] == "docker"))
+                .is_some_and(|s| s["state"] == "ok")
+        }),
+        "the Docker source never came up:\n{}",
+        agent.recent_logs(40)
+    );
     let started_ms = now_ms();
     // Forty seconds of flapping.
     // Letting the fault run for a fixed span, not waiting for a condition.
@@ -92,7 +104,7 @@ fn thirty_flapping_containers_every_unhealthy_event_is_decided_or_skipped_within
         .lock()
         .expect("lock")
         .iter()
-        .filter(|(_, t)| *t >= started_ms + 2_000 && *t <= stop_ms)
+        .filter(|(_, t)| *t >= started_ms && *t <= stop_ms)
         .cloned()
         .collect();
     assert!(
@@ -123,11 +135,39 @@ fn thirty_flapping_containers_every_unhealthy_event_is_decided_or_skipped_within
             names
                 .iter()
                 .map(|n| {
-                    format!(
-                        "{n}: {} events, {} answers",
-                        counted.iter().filter(|(c, _)| c == n).count(),
-                        answered(n).len()
-                    )
+                    let events: Vec<i64> = counted
+                        .iter()
+                        .filter(|(c, _)| c == n)
+                        .map(|(_, t)| t - started_ms)
+                        .collect();
+                    let answers = answered(n);
+                    let mut line = format!("{n}: {} events, {} answers", events.len(), answers.len());
+                    if answers.len() < events.len() {
+                        // Everything the agent recorded of it, to tell which
+                        // event went unanswered and why.
+                        let db = rusqlite::Connection::open(&db_path).expect("db");
+                        let mut stmt = db
+                            .prepare("SELECT at_ms, action, outcome, reason FROM actions WHERE target = ?1 ORDER BY at_ms")
+                            .expect("query");
+                        let all: Vec<String> = stmt
+                            .query_map([n], |r| {
+                                Ok(format!(
+                                    "  {} ms {} {}: {}",
+                                    r.get::<_, i64>(0)? - started_ms,
+                                    r.get::<_, String>(1)?,
+                                    r.get::<_, String>(2)?,
+                                    r.get::<_, String>(3)?
+                                ))
+                            })
+                            .expect("rows")
+                            .collect::<Result<_, _>>()
+                            .expect("rows");
+                        line.push_str(&format!(
+                            "\n  unhealthy events at (ms after the start) {events:?}\n{}",
+                            all.join("\n")
+                        ));
+                    }
+                    line
                 })
                 .collect::<Vec<_>>()
                 .join("\n")

@@ -156,6 +156,9 @@ struct Poller {
 impl Poller {
     async fn poll(&mut self, docker: &Docker) -> Result<(), String> {
         let started = self.clock.monotonic();
+        // What the list says is as old as the request: an event the stream
+        // delivered after this moment is newer than the poll's word.
+        let asked_ms = self.clock.wall_ms();
         let containers = aegis_docker::list(docker, self.config.max_containers).await?;
         let at_ms = self.clock.wall_ms();
         let now = self.clock.monotonic();
@@ -205,7 +208,7 @@ impl Poller {
                     name: c.name.clone(),
                     labels: c.labels.clone(),
                     kind: EventKind::Health { status },
-                    engine_time_ns: at_ms.saturating_mul(1_000_000),
+                    engine_time_ns: asked_ms.saturating_mul(1_000_000),
                     from_stream: false,
                 };
                 if self.events.send(event).await.is_err() {
@@ -362,11 +365,25 @@ pub async fn run_docker(
 
 /// Reads the engine's event stream and forwards container events, waiting
 /// for room rather than dropping one; returns why the stream ended.
-async fn forward_events(docker: Docker, events: mpsc::Sender<ContainerEvent>) -> String {
+///
+/// The stream starts at `since_ms` (Unix ms), replayed by the engine: the
+/// subscription itself is sent only when the task first runs, and an event
+/// between the connection and that moment would otherwise be lost if the
+/// first poll missed it too.
+async fn forward_events(
+    docker: Docker,
+    events: mpsc::Sender<ContainerEvent>,
+    since_ms: i64,
+) -> String {
     let mut filters = HashMap::new();
     filters.insert("type".to_string(), vec!["container".to_string()]);
     let mut stream = docker.events(Some(EventsOptions {
         filters: Some(filters),
+        since: Some(format!(
+            "{}.{:09}",
+            since_ms.div_euclid(1000),
+            since_ms.rem_euclid(1000) * 1_000_000
+        )),
         ..Default::default()
     }));
     loop {
@@ -402,7 +419,12 @@ impl Poller {
 
     /// Serves one connection until it breaks; returns why it broke.
     async fn connected(&mut self, docker: &Docker, cancel: &CancellationToken) -> String {
-        let mut stream = tokio::spawn(forward_events(docker.clone(), self.events.clone()));
+        let since_ms = self.clock.wall_ms();
+        let mut stream = tokio::spawn(forward_events(
+            docker.clone(),
+            self.events.clone(),
+            since_ms,
+        ));
         self.catch_up = true;
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -111,7 +111,8 @@ pub struct ContainerEvent {
     pub labels: HashMap<String, String>,
     /// What happened.
     pub kind: EventKind,
-    /// When the engine says it happened, Unix ns.
+    /// When the engine says it happened, Unix ns; for an event inferred by
+    /// polling, when the poll asked.
     pub engine_time_ns: i64,
     /// Whether it came from the event stream (false: inferred by polling).
     pub from_stream: bool,

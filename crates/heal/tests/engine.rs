@@ -423,6 +423,89 @@ async fn every_unhealthy_episode_gets_a_decision_or_a_skip_and_duplicates_are_on
     let _ = Reply::ok("");
 }
 
+/// Regression (a CI run of the 30-container test): the agent's own restart
+/// stops the container, a health check failing during that stop fell in
+/// the stop's grace and left no record, though an incident handled the
+/// container. Now it is answered with a skip naming the incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_failing_during_the_incidents_own_restart_is_answered() {
+    struct Slow;
+    impl Executor for Slow {
+        fn execute<'a>(
+            &'a self,
+            _ctx: &'a ExecContext,
+            _spec: &'a ActionSpec,
+            _target: &'a str,
+        ) -> BoxFuture<'a, Result<String, ExecError>> {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Err(ExecError::Failed("still broken".into()))
+            })
+        }
+    }
+    let mut engine = start(config(None), Some(Arc::new(Slow)));
+    assert!(engine.handle.trigger(unhealthy()));
+    engine
+        .until(|r| r.iter().any(|r| r.outcome == RecordOutcome::Decided))
+        .await;
+    // The restart stops it; healthy, then failing its last check.
+    assert!(engine.handle.trigger(event(EventKind::Kill)));
+    assert!(engine.handle.trigger(event(EventKind::Health {
+        status: ContainerHealth::Healthy
+    })));
+    assert!(engine.handle.trigger(unhealthy()));
+    let records = engine
+        .until(|r| r.iter().any(|r| r.outcome == RecordOutcome::Skipped))
+        .await;
+    let skip = records
+        .iter()
+        .find(|r| r.outcome == RecordOutcome::Skipped)
+        .unwrap_or_else(|| panic!("the event was not answered: {records:?}"));
+    assert!(
+        skip.reason.contains("already handling web"),
+        "{}",
+        skip.reason
+    );
+}
+
+/// A poll that asked before the stream's last event reports an older state:
+/// it neither opens an episode nor hides the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_older_than_the_stream_is_ignored_and_a_newer_one_is_heard() {
+    let mut engine = start(config(None), None);
+    let at = |kind: EventKind, ns: i64, from_stream: bool| {
+        let Trigger::Container(mut e) = event(kind) else {
+            unreachable!()
+        };
+        e.engine_time_ns = ns;
+        e.from_stream = from_stream;
+        Trigger::Container(e)
+    };
+    let sick = || EventKind::Health {
+        status: ContainerHealth::Unhealthy,
+    };
+    assert!(engine.handle.trigger(at(
+        EventKind::Health {
+            status: ContainerHealth::Healthy
+        },
+        10,
+        true
+    )));
+    // Asked at 5, before the stream said healthy at 10: stale.
+    assert!(engine.handle.trigger(at(sick(), 5, false)));
+    let quiet = tokio::time::timeout(Duration::from_millis(500), engine.rx.recv()).await;
+    assert!(quiet.is_err(), "acted on a stale poll: {quiet:?}");
+    // The stream's own unhealthy is a new episode, decided.
+    assert!(engine.handle.trigger(at(sick(), 20, true)));
+    let records = engine
+        .until(|r| r.iter().any(|r| r.outcome == RecordOutcome::Decided))
+        .await;
+    assert!(
+        records.iter().any(|r| r.outcome == RecordOutcome::Decided),
+        "{records:?}"
+    );
+}
+
 /// Regression (found by the 30-container benchmark): with every slot busy
 /// an incident was retried 20 times, 500 ms apart, a skip recorded each
 /// time, then given up "no free slot after 20 tries", and its container was

@@ -99,6 +99,9 @@ pub(super) struct ContainerMemory {
     stops: HashMap<String, Duration>,
     /// The health of the current episode, and whether it was decided.
     health: HashMap<String, ContainerHealth>,
+    /// The engine time of the last event the stream delivered: a poll that
+    /// began before it reports an older state, and is ignored.
+    streamed_ns: HashMap<String, i64>,
 }
 
 impl ContainerMemory {
@@ -114,6 +117,9 @@ impl ContainerMemory {
         }
         if self.health.len() > MAX_CONTAINERS {
             self.health.clear();
+        }
+        if self.streamed_ns.len() > MAX_CONTAINERS {
+            self.streamed_ns.clear();
         }
     }
 }
@@ -168,6 +174,20 @@ impl Engine {
         let now = self.env.clock.monotonic();
         let grace = self.config.operator_grace;
         self.containers.bounded();
+        if e.from_stream {
+            self.containers
+                .streamed_ns
+                .insert(e.id.clone(), e.engine_time_ns);
+        } else if self
+            .containers
+            .streamed_ns
+            .get(&e.id)
+            .is_some_and(|t| *t >= e.engine_time_ns)
+        {
+            // The poll asked before the stream's last word on it: stale.
+            tracing::debug!(container = %e.name, "a poll older than the stream's last event; ignored");
+            return;
+        }
         let trigger = match &e.kind {
             EventKind::Kill | EventKind::Stop => {
                 // Our own restarts also stop containers; either way a die
@@ -187,6 +207,7 @@ impl Engine {
             EventKind::Destroy => {
                 self.containers.stops.remove(&e.id);
                 self.containers.health.remove(&e.id);
+                self.containers.streamed_ns.remove(&e.id);
                 return;
             }
             EventKind::Health { status } => {
@@ -200,8 +221,13 @@ impl Engine {
                     return;
                 }
                 // A container being stopped can fail its last check: that
-                // is the stop, not a sickness.
-                if self.containers.stopping(&e.id, now, grace) {
+                // is the stop, not a sickness. Unless an incident handles
+                // the container (the stop is its own restart): then the
+                // event is answered below, as every event of an incident's
+                // container is.
+                if self.containers.stopping(&e.id, now, grace)
+                    && self.incidents.by_key(&container_key(&e.id)).is_none()
+                {
                     return;
                 }
                 RuleTrigger::ContainerUnhealthy
@@ -223,7 +249,7 @@ impl Engine {
             tracing::debug!(container = %e.name, ?trigger, "no rule for this container; left alone");
             return;
         };
-        let key = format!("container:{}", e.id);
+        let key = container_key(&e.id);
         let how = if e.from_stream {
             "the engine reported"
         } else {
@@ -272,6 +298,11 @@ impl Engine {
         };
         self.open(opening);
     }
+}
+
+/// The incident key of a container.
+fn container_key(id: &str) -> String {
+    format!("container:{id}")
 }
 
 impl Engine {
