@@ -6,12 +6,11 @@
 //! runaway one in `process_cpu_cores`: both are series the detectors watch,
 //! so a healing rule can answer them like any other anomaly.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use aegis_core::config::ProcessConfig;
-use aegis_core::counter::{CounterTracker, Step};
-use aegis_core::{Clock, Family, Observation, Reading, SeriesKey};
+use aegis_core::{Clock, Family, Observation, SeriesKey};
 
 use crate::runner::{Collection, PolledSource};
 
@@ -169,7 +168,8 @@ pub struct ProcessSummary {
 #[derive(Debug)]
 pub struct ProcessWatch {
     watched: ProcessConfig,
-    counter: CounterTracker<()>,
+    /// Each member's CPU ticks at the previous collection, and when.
+    cpu_before: (HashMap<(i32, u64), u64>, Option<std::time::Duration>),
     seen: HashSet<(i32, u64)>,
     restarts: u64,
     first: bool,
@@ -194,7 +194,7 @@ impl ProcessWatch {
     pub fn new(watched: ProcessConfig) -> Self {
         Self {
             watched,
-            counter: CounterTracker::new(),
+            cpu_before: (HashMap::new(), None),
             seen: HashSet::new(),
             restarts: 0,
             first: true,
@@ -288,21 +288,31 @@ impl ProcessWatch {
             threads as f64,
         ));
         out.push(Observation::value(key(&PROCESS_FDS), at_ms, fds as f64));
-        let ticks: u64 = matched.iter().map(|p| p.cpu_ticks).sum();
-        match self.counter.observe(&(), ticks, at) {
-            Step::Rate(r) => {
-                let cores = r / ticks_per_second;
-                summary.cpu_cores = Some(cores);
-                out.push(Observation::value(key(&PROCESS_CPU), at_ms, cores));
-            }
-            Step::Reset => out.push(Observation {
-                series: key(&PROCESS_CPU),
-                at_ms,
-                reading: Reading::CounterReset,
-            }),
-            Step::First | Step::Stale => {}
+        // CPU as the sum of each member's own use since the previous
+        // collection: a member that left takes its ticks with it, and one
+        // that joined (a restart, a new worker) counts from the next
+        // collection on. A delta of the group's total would read a restart
+        // as a counter reset (no value), and a long-lived process newly
+        // matched as a burst of CPU that never happened.
+        let ticks: HashMap<(i32, u64), u64> = matched
+            .iter()
+            .map(|p| ((p.pid, p.start_time), p.cpu_ticks))
+            .collect();
+        let (before_ticks, before_at) = std::mem::replace(&mut self.cpu_before, (ticks, Some(at)));
+        if let Some(elapsed) = before_at
+            .map(|b| at.saturating_sub(b).as_secs_f64())
+            .filter(|e| *e > 0.0)
+        {
+            let used: u64 = self
+                .cpu_before
+                .0
+                .iter()
+                .filter_map(|(id, now)| before_ticks.get(id).map(|b| now.saturating_sub(*b)))
+                .sum();
+            let cores = used as f64 / ticks_per_second / elapsed;
+            summary.cpu_cores = Some(cores);
+            out.push(Observation::value(key(&PROCESS_CPU), at_ms, cores));
         }
-        self.counter.end_cycle();
         summary
     }
 }
@@ -353,5 +363,74 @@ impl PolledSource for ProcessSource {
 
     fn collect(&mut self, clock: &dyn Clock) -> Collection {
         self.collect_at(clock.monotonic(), clock.wall_ms())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn proc(pid: i32, start_time: u64, cpu_ticks: u64) -> Proc {
+        Proc {
+            pid,
+            comm: "worker".into(),
+            cmdline: "worker".into(),
+            start_time,
+            cpu_ticks,
+            threads: 1,
+            rss_pages: 1,
+        }
+    }
+
+    /// Regression: the CPU of a group was the rate of its members' total,
+    /// so a member replaced by a new one (fewer ticks in all) read as a
+    /// counter reset and gave no value, and a long-lived process newly
+    /// matched read as a burst of CPU.
+    #[test]
+    fn a_groups_cpu_is_the_sum_of_its_members_own_use() {
+        let (ticks, _) = sysconf();
+        let mut w = ProcessWatch::new(ProcessConfig {
+            name: "workers".parse().expect("name"),
+            comm: Some("worker".into()),
+            cmdline: None,
+            pidfile: None,
+        });
+        let mut run = |procs: &[Proc], s: u64| {
+            let mut out = Vec::new();
+            let mut errors = Vec::new();
+            w.collect(
+                Path::new("/nonexistent"),
+                procs,
+                Duration::from_secs(s),
+                s as i64 * 1000,
+                &mut out,
+                &mut errors,
+            )
+        };
+        assert_eq!(
+            run(&[proc(10, 1, 500), proc(11, 1, 100)], 1).cpu_cores,
+            None
+        );
+        // 10 used one second of CPU in one second; 11 is replaced by 12.
+        let t = ticks as u64;
+        let s = run(&[proc(10, 1, 500 + t), proc(12, 9, 3)], 2);
+        assert_eq!(s.restarts, 1);
+        assert_eq!(s.cpu_cores, Some(1.0));
+        // A process that ran for long joins the match: nothing of its past.
+        let s = run(
+            &[proc(10, 1, 500 + t), proc(12, 9, 3), proc(13, 2, 90_000)],
+            3,
+        );
+        assert_eq!(s.cpu_cores, Some(0.0));
+        let s = run(
+            &[
+                proc(10, 1, 500 + t),
+                proc(12, 9, 3 + t),
+                proc(13, 2, 90_000 + t),
+            ],
+            4,
+        );
+        assert_eq!(s.cpu_cores, Some(2.0));
     }
 }
