@@ -228,6 +228,190 @@ async fn tls_checks_verify_the_chain_and_the_days_left() {
     );
 }
 
+/// A server on loopback answering each request with the bytes `answer`
+/// gives for its request line (then closing), over TLS when given an
+/// acceptor; records the request heads it read.
+async fn canned(
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    answer: fn(&str) -> Vec<u8>,
+) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        mut s: S,
+        answer: fn(&str) -> Vec<u8>,
+        seen: Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let line = head.lines().next().unwrap_or("").to_string();
+        seen.lock().expect("lock").push(head);
+        let _ = s.write_all(&answer(&line)).await;
+        let _ = s.shutdown().await;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heads = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (tls, seen) = (tls.clone(), Arc::clone(&seen));
+            tokio::spawn(async move {
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(s) = acceptor.accept(tcp).await {
+                            serve(s, answer, seen).await;
+                        }
+                    }
+                    None => serve(tcp, answer, seen).await,
+                }
+            });
+        }
+    });
+    (port, heads)
+}
+
+/// The answers of the server the HTTP exchange test talks to.
+fn http_answers(line: &str) -> Vec<u8> {
+    let target = line.split_whitespace().nth(1).unwrap_or("");
+    let path = target.split('?').next().unwrap_or("");
+    let text = match path {
+        // Chunked, with an extension and a trailer, as hyper and nginx send.
+        "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nREADY\r\n6\r\n, set.\r\n0\r\nX-T: 1\r\n\r\n".to_string(),
+        // No length: the body runs to the close (HTTP/1.0 servers).
+        "/close" => "HTTP/1.0 200 OK\r\n\r\nREADY to the close".to_string(),
+        "/interim" => "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nREADY".to_string(),
+        "/moved" => "HTTP/1.1 301 Moved\r\nLocation: /chunked\r\nContent-Length: 0\r\n\r\n".to_string(),
+        "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".to_string(),
+        "/short" => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nREADY".to_string(),
+        "/garbage" => "SSH-2.0-OpenSSH_9.2\r\n\r\n".to_string(),
+        "/big" => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}", 3 << 20, "x".repeat(3 << 20)),
+        _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string(),
+    };
+    text.into_bytes()
+}
+
+/// Regression guard for the checks' own HTTP/1.1 exchange (it replaced a
+/// general client that cost two thirds of the checks' CPU): chunks, a body
+/// to the close, interim answers, redirects (and a loop of them), a short
+/// body, an answer that is not HTTP, a body larger than is read, what the
+/// request says, and https with and without verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_checks_speak_http_1_1_chunks_redirects_and_tls() {
+    let ctx = ctx();
+    let (port, heads) = canned(None, http_answers).await;
+    let http = |path: &str| {
+        let mut c = check("web", CheckKind::Http);
+        c.url = Some(
+            format!("http://127.0.0.1:{port}{path}")
+                .parse()
+                .expect("url"),
+        );
+        c.body_contains = Some("READY".into());
+        c
+    };
+    for path in ["/chunked", "/close", "/interim", "/moved"] {
+        let run = run_once(&http(path), &ctx, T).await;
+        assert_eq!(run.outcome, CheckOutcome::Passed, "{path}");
+    }
+    let mut chunked = http("/chunked");
+    chunked.body_contains = Some("READY, set.".into());
+    assert_eq!(
+        run_once(&chunked, &ctx, T).await.outcome,
+        CheckOutcome::Passed
+    );
+    for path in ["/loop", "/short", "/garbage"] {
+        let run = run_once(&http(path), &ctx, T).await;
+        assert_eq!(
+            class(&run),
+            Some(FailureClass::Other),
+            "{path}: {:?}",
+            run.outcome
+        );
+    }
+    assert!(run_once(&http("/loop"), &ctx, T)
+        .await
+        .outcome
+        .message()
+        .contains("redirects"));
+    // A body larger than is read: judged on its first MiB, in time.
+    let mut big = http("/big");
+    big.body_contains = Some("xxxx".into());
+    assert_eq!(run_once(&big, &ctx, T).await.outcome, CheckOutcome::Passed);
+    assert_eq!(
+        class(&run_once(&http("/nothing"), &ctx, T).await),
+        Some(FailureClass::BadStatus)
+    );
+    // What was asked: the check's headers beside the agent's own.
+    let mut asked = http("/close?deep=1");
+    asked.method = Some(aegis_core::config::HttpMethod::Head);
+    asked.body_contains = None;
+    asked.headers = Some([("X-Probe".to_string(), "1".to_string())].into());
+    assert_eq!(
+        run_once(&asked, &ctx, T).await.outcome,
+        CheckOutcome::Passed
+    );
+    let head = heads
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        head.starts_with("HEAD /close?deep=1 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("Host: 127.0.0.1:{port}\r\n")),
+        "{head}"
+    );
+    assert!(head.contains("X-Probe: 1\r\n"), "{head}");
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+
+    // https: a self-signed certificate fails verification, and passes
+    // with `tls_verify = false`.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("self-signed");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .expect("server config");
+    let (port, _) = canned(
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        http_answers,
+    )
+    .await;
+    let mut https = check("secure", CheckKind::Http);
+    https.url = Some(
+        format!("https://127.0.0.1:{port}/chunked")
+            .parse()
+            .expect("url"),
+    );
+    let run = run_once(&https, &ctx, T).await;
+    assert_eq!(class(&run), Some(FailureClass::Tls), "{:?}", run.outcome);
+    https.tls_verify = Some(false);
+    let run = run_once(&https, &ctx, T).await;
+    assert_eq!(run.outcome, CheckOutcome::Passed, "{:?}", run.outcome);
+}
+
 #[tokio::test]
 async fn process_checks_count_find_missing_and_catch_a_crash_loop() {
     let marker = format!(

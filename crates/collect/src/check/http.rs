@@ -10,6 +10,7 @@ use aegis_core::check::{CheckOutcome, FailureClass};
 use aegis_core::config::{CheckConfig, HttpMethod, JsonPointer, StatusRange};
 use aegis_core::{Family, Observation, SeriesKey};
 
+use super::fetch::{fetch, Ask, TlsSettings};
 use super::Run;
 
 /// 1 when the endpoint's last run passed.
@@ -58,68 +59,9 @@ pub struct HttpSpec {
 pub struct HttpProbe {
     name: String,
     spec: HttpSpec,
-    client: reqwest::Client,
+    url: url::Url,
+    tls: Option<(TlsSettings, bool)>,
     recent: VecDeque<bool>,
-}
-
-/// The HTTP client every check shares (one verifying TLS, one not): a
-/// client carries its TLS roots and connection pool, and one per check cost
-/// about 150 KiB each with hundreds of checks.
-pub fn shared_client(verify: bool) -> Result<reqwest::Client, String> {
-    static VERIFYING: std::sync::OnceLock<Result<reqwest::Client, String>> =
-        std::sync::OnceLock::new();
-    static TRUSTING: std::sync::OnceLock<Result<reqwest::Client, String>> =
-        std::sync::OnceLock::new();
-    let cell = if verify { &VERIFYING } else { &TRUSTING };
-    cell.get_or_init(|| client(verify)).clone()
-}
-
-/// An HTTP client for checks: no redirects followed silently beyond a few,
-/// the agent's user agent, TLS verified unless `verify` is false, and a new
-/// connection for every request, as the kubelet's probes do: a check that
-/// reuses a kept-alive connection would not see a server that stopped
-/// accepting new ones (and a pool is bound to the runtime that filled it).
-pub fn client(verify: bool) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .user_agent(concat!("aegis/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(0)
-        .danger_accept_invalid_certs(!verify)
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
-}
-
-/// The error and its causes, in one line.
-fn error_text(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-fn classify(e: &reqwest::Error) -> FailureClass {
-    if e.is_timeout() {
-        return FailureClass::Timeout;
-    }
-    // reqwest does not type these apart; its error chain names them.
-    let lower = error_text(e).to_ascii_lowercase();
-    if lower.contains("connection refused") {
-        FailureClass::Refused
-    } else if lower.contains("dns")
-        || lower.contains("failed to lookup")
-        || lower.contains("name or service not known")
-    {
-        FailureClass::Dns
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
-        FailureClass::Tls
-    } else {
-        FailureClass::Other
-    }
 }
 
 /// Judges an answer: its status and body against what is expected.
@@ -166,12 +108,22 @@ const MAX_BODY: usize = 1 << 20;
 impl HttpProbe {
     /// The probe of a validated `http` check.
     pub fn new(c: &CheckConfig) -> Result<Self, String> {
-        let url = c.url.as_ref().ok_or("an http check needs a url")?;
+        let written = c.url.as_ref().ok_or("an http check needs a url")?;
+        let url: url::Url = written
+            .as_str()
+            .parse()
+            .map_err(|e| format!("url {:?}: {e}", written.as_str()))?;
+        let tls = if written.is_https() {
+            Some((TlsSettings::shared()?, c.tls_verify.unwrap_or(true)))
+        } else {
+            None
+        };
         Ok(Self {
             name: c.name.to_string(),
-            client: shared_client(c.tls_verify.unwrap_or(true))?,
+            url,
+            tls,
             spec: HttpSpec {
-                url: url.to_string(),
+                url: written.to_string(),
                 method: c.method.unwrap_or_default(),
                 headers: c.headers.clone().unwrap_or_default().into_iter().collect(),
                 expect_status: c.expect_status.unwrap_or_default(),
@@ -186,35 +138,24 @@ impl HttpProbe {
     pub async fn request(&self, timeout: Duration) -> (CheckOutcome, Option<Duration>) {
         let started = tokio::time::Instant::now();
         let method = match self.spec.method {
-            HttpMethod::Get => reqwest::Method::GET,
-            HttpMethod::Head => reqwest::Method::HEAD,
-            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
         };
-        let mut request = self.client.request(method, &self.spec.url).timeout(timeout);
-        for (k, v) in &self.spec.headers {
-            request = request.header(k, v);
-        }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return (CheckOutcome::failed(classify(&e), error_text(&e)), None),
+        let ask = Ask {
+            method,
+            headers: &self.spec.headers,
+            max_body: MAX_BODY,
         };
-        let status = response.status().as_u16();
-        let left = timeout.saturating_sub(started.elapsed());
-        let body = match tokio::time::timeout(left, read_body(response)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => return (CheckOutcome::failed(classify(&e), error_text(&e)), None),
-            Err(_) => {
-                return (
-                    CheckOutcome::failed(
-                        FailureClass::Timeout,
-                        format!("no full answer within {timeout:?}"),
-                    ),
-                    None,
-                )
+        let tls = self.tls.as_ref().map(|(s, verify)| (s, *verify));
+        match fetch(&self.url, &ask, tls, timeout).await {
+            Ok(answer) => {
+                let latency = Some(started.elapsed());
+                let body = String::from_utf8_lossy(&answer.body);
+                (judge(&self.spec, answer.status, &body), latency)
             }
-        };
-        let latency = Some(started.elapsed());
-        (judge(&self.spec, status, &body), latency)
+            Err(e) => (CheckOutcome::failed(e.class, e.message), None),
+        }
     }
 
     /// Runs once and feeds the endpoint's series.
@@ -245,19 +186,6 @@ impl HttpProbe {
             observations,
         }
     }
-}
-
-/// Reads at most [`MAX_BODY`] bytes of the body, as text.
-async fn read_body(mut response: reqwest::Response) -> Result<String, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = MAX_BODY.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_BODY {
-            break;
-        }
-    }
-    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 #[cfg(test)]

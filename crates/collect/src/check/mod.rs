@@ -14,6 +14,7 @@
 //! [`program`], [`filesystem`], [`series`], [`container`].
 
 pub mod container;
+pub mod fetch;
 pub mod filesystem;
 pub mod http;
 pub mod process;

@@ -14,6 +14,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::fetch::provider;
 use super::Run;
 
 /// Days until the certificate expires.
@@ -30,12 +31,6 @@ pub struct TlsProbe {
     server_name: ServerName<'static>,
     min_days: u32,
     connector: TlsConnector,
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
 impl TlsProbe {
