@@ -105,7 +105,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            flush_interval: Duration::from_secs(2),
+            flush_interval: Duration::from_secs(10),
             retention_max_age: Duration::from_secs(7 * 86_400),
             retention_max_size: 256 << 20,
             retention_interval: Duration::from_secs(300),
@@ -122,7 +122,7 @@ enum Command {
     Query(Query),
     Flush(tokio::sync::oneshot::Sender<()>),
     Retention,
-    /// Look at the stop flag now.
+    /// Look at the stop flag and the waiting events now.
     Wake,
 }
 
@@ -323,6 +323,9 @@ impl StoreHandle {
     /// only at the events' bound does the oldest go, counted as lost.
     pub fn append(&self, event: StoreEvent) {
         self.events.push(event);
+        // The thread sleeps until something is due: this is. A full queue
+        // means it is awake already.
+        let _ = self.send(Command::Wake);
     }
 
     /// Runs `f` on the store thread and returns its result.

@@ -27,8 +27,6 @@ const EVENT_BATCH: usize = 2_000;
 /// Waiting events are committed at least this often (rollups wait for the
 /// flush interval; a healing record should be readable at once).
 const EVENT_COMMIT: Duration = Duration::from_millis(100);
-/// The longest the thread sleeps between looks at its queue and its stop flag.
-const LOOK: Duration = Duration::from_millis(200);
 /// The write-ahead log is checkpointed and truncated past this size, so a
 /// disk that had filled is not filled again by the log once space returns.
 const WAL_LIMIT: u64 = 1 << 20;
@@ -127,7 +125,15 @@ impl Writer {
         let mut next_events = self.clock.monotonic();
         loop {
             let now = self.clock.monotonic();
-            let wait = next_flush.min(next_retention).saturating_sub(now).min(LOOK);
+            // Asleep until the next thing due: the stop flag is looked at
+            // after every command, and a stop sends one (a full queue means
+            // the thread is busy with commands anyway), so the thread needs
+            // no wake-ups of its own on an idle host.
+            let mut due = next_flush.min(next_retention);
+            if self.events.len() > 0 {
+                due = due.min(next_events);
+            }
+            let wait = due.saturating_sub(now);
             match rx.recv_timeout(wait) {
                 Ok(cmd) => {
                     self.shared.queued.fetch_sub(1, Ordering::Relaxed);

@@ -49,6 +49,11 @@ impl CheckWatches {
         }
     }
 
+    /// Whether a failing check waits for its next try.
+    pub fn retry_pending(&self) -> bool {
+        self.by_name.values().any(|w| w.retry_at.is_some())
+    }
+
     fn watch(&mut self, name: &str) -> &mut CheckWatch {
         let policy = self.policy;
         self.by_name

@@ -46,8 +46,13 @@ pub use trigger::{AnomalyOpened, CheckFailing, Trigger};
 pub const TRIGGER_QUEUE: usize = 4_096;
 /// Requests (status, pause, manual actions) waiting at most.
 const REQUEST_QUEUE: usize = 64;
-/// How often the engine looks at timers and publishes its summary.
+/// How often the engine looks at timers and publishes its summary while
+/// something is under way (an incident, a check waiting to be retried), and
+/// at the latest this long after anything happened.
 const TICK: Duration = Duration::from_millis(250);
+/// How often it does when nothing is under way: an idle host costs the
+/// engine one wake-up a second.
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
 /// Settings of the engine.
 #[derive(Debug, Clone)]
@@ -328,9 +333,9 @@ impl Engine {
 
     /// Runs until `cancel`. Attempts in flight are abandoned.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next = tokio::time::Instant::now() + TICK;
         loop {
+            let tick = tokio::time::sleep_until(next);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(t) = self.triggers.recv() => self.on_trigger(t),
@@ -344,9 +349,27 @@ impl Engine {
                 Some(done) = self.deliveries.join_next(), if !self.deliveries.is_empty() => {
                     self.on_delivery(done);
                 }
-                _ = tick.tick() => self.on_tick(),
+                _ = tick => {
+                    self.on_tick();
+                    let every = if self.under_way() { TICK } else { IDLE_TICK };
+                    next = tokio::time::Instant::now() + every;
+                    continue;
+                }
             }
+            // Something happened: its effects are published (and its timers
+            // looked at) within a tick.
+            next = next.min(tokio::time::Instant::now() + TICK);
         }
+    }
+
+    /// Whether anything waits on a timer: an incident (waiting, queued,
+    /// attempting, verifying) or a failing check's next try.
+    fn under_way(&self) -> bool {
+        self.incidents.len() > 0
+            || !self.attempts.is_empty()
+            || !self.verifications.is_empty()
+            || !self.deliveries.is_empty()
+            || self.checks.retry_pending()
     }
 
     fn on_request(&mut self, r: Request) {
