@@ -126,9 +126,11 @@ pub struct Status {
     pub store: StoreStatus,
     /// Healing, when the engine runs.
     pub heal: Option<HealSummary>,
-    /// Every check: state, since when, the last result.
+    /// Every check: state, since when, the last result (shared with the
+    /// checks' own view: the status is published every second, and copying
+    /// hundreds of checks each time was most of its cost).
     #[serde(default)]
-    pub checks: Vec<crate::check::CheckStatus>,
+    pub checks: std::sync::Arc<Vec<crate::check::CheckStatus>>,
     /// Alert delivery, when webhooks are configured.
     #[serde(default)]
     pub notify: Option<NotifySummary>,

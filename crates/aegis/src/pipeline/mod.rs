@@ -34,6 +34,9 @@ use reader::Query;
 
 /// How many observations the pipeline takes from the channel at once.
 const BATCH: usize = 1024;
+/// How often the rings are swept of points past their age, at most (a
+/// quarter of the age bound when that is shorter).
+const SWEEP_EVERY_MS: i64 = 10_000;
 
 /// Settings of the pipeline.
 #[derive(Debug, Clone)]
@@ -71,6 +74,12 @@ pub struct Pipeline {
     checks: Option<watch::Receiver<Arc<Vec<aegis_core::check::CheckStatus>>>>,
     disk_full: bool,
     beat: Option<watch::Sender<i64>>,
+    /// Whether the newest values changed since they were last published.
+    latest_stale: bool,
+    /// Observations for the store, handed over a batch at a time.
+    for_store: Vec<Observation>,
+    /// When the rings are next swept of points past their age (wall ms).
+    next_sweep_ms: i64,
 }
 
 /// What the rest of the agent holds of the pipeline.
@@ -125,6 +134,9 @@ impl Pipeline {
             checks: None,
             disk_full: false,
             beat: None,
+            latest_stale: true,
+            for_store: Vec::with_capacity(BATCH),
+            next_sweep_ms: started_ms,
         };
         pipeline.status_tx.send_replace(pipeline.status());
         let ends = PipelineEnds {
@@ -181,6 +193,7 @@ impl Pipeline {
                         tracing::error!(error = %e, "model training task failed");
                     }
                     self.detection.training_done();
+                    self.latest_stale = true;
                 }
                 n = self.rx.recv_many(&mut buf, BATCH) => {
                     if n == 0 {
@@ -206,6 +219,7 @@ impl Pipeline {
             return;
         }
         self.received += buf.len() as u64;
+        self.latest_stale = true;
         // What the series bound refuses is shed here for detection and the
         // store too, so a label explosion cannot grow memory or the database.
         let history = &mut self.history;
@@ -221,12 +235,25 @@ impl Pipeline {
                 buf.push(obs);
             }
         }
-        let batch = std::mem::replace(buf, Vec::with_capacity(BATCH));
-        if let Err(e) = self.fanout.store.record(batch) {
-            tracing::debug!(error = %e, "store did not take a batch");
+        // Handed to the store a batch at a time (or each second, at the
+        // latest), not as it came: each hand-over wakes the store's thread.
+        self.for_store.append(buf);
+        if self.for_store.len() >= BATCH {
+            self.hand_to_store();
         }
         self.fanout.changes(self.changes.drain(..), &mut self.open);
         self.start_training();
+    }
+
+    /// Gives the store what was collected for it.
+    fn hand_to_store(&mut self) {
+        if self.for_store.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.for_store, Vec::with_capacity(BATCH));
+        if let Err(e) = self.fanout.store.record(batch) {
+            tracing::debug!(error = %e, "store did not take a batch");
+        }
     }
 
     /// Hands a due forest training to a blocking thread. The model reaches
@@ -270,14 +297,31 @@ impl Pipeline {
     }
 
     fn publish(&mut self) {
+        self.hand_to_store();
         let now = self.clock.wall_ms();
-        for key in self.history.sweep(now) {
-            self.detection.forget(&key, now, &mut self.changes);
+        // Ages are swept now and then, not every second: with hundreds of
+        // series, walking every ring was a good part of an idle agent's CPU.
+        if now >= self.next_sweep_ms {
+            let (bounds, _) = self.history.bounds();
+            let every = SWEEP_EVERY_MS.min(bounds.max_age_ms / 4).max(1);
+            self.next_sweep_ms = now.saturating_add(every);
+            for key in self.history.sweep(now) {
+                self.latest_stale = true;
+                self.detection.forget(&key, now, &mut self.changes);
+            }
         }
         self.fanout.changes(self.changes.drain(..), &mut self.open);
         let status = self.status();
         self.disk_full_news(status.store.disk_full, now);
         self.status_tx.send_replace(status);
+        if let Some(beat) = &self.beat {
+            beat.send_replace(now);
+        }
+        // The newest values, only when something new came.
+        if !self.latest_stale {
+            return;
+        }
+        self.latest_stale = false;
         let mut values: Vec<(SeriesKey, f64)> = self
             .history
             .iter()
@@ -289,9 +333,6 @@ impl Pipeline {
             scores: self.detection.scores(),
             open_anomalies: self.detection.open_count(),
         }));
-        if let Some(beat) = &self.beat {
-            beat.send_replace(now);
-        }
     }
 
     /// Tells people when the store's disk fills, and when it has room again.

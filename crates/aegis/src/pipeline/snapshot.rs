@@ -50,7 +50,7 @@ impl Pipeline {
             checks: self
                 .checks
                 .as_ref()
-                .map(|v| v.borrow().as_ref().clone())
+                .map(|v| std::sync::Arc::clone(&v.borrow()))
                 .unwrap_or_default(),
             notify: self.fanout.notifier.as_ref().map(|n| n.summary()),
             panics: crate::agent::tasks::panics(),
