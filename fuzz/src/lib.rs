@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("proc_pid_stat", proc_pid_stat),
     ("docker_event", docker_event),
     ("check_http", check_http),
+    ("http_answer", http_answer),
     ("check_tcp", check_tcp),
     ("redis_reply", redis_reply),
     ("memcached_reply", memcached_reply),
@@ -232,6 +233,54 @@ pub fn check_http(data: &[u8]) {
     let outcome = aegis_collect::check::http::judge(&spec, case.status, &case.body);
     if !range.contains(case.status) {
         assert_ne!(outcome.ok(), Some(true));
+    }
+}
+
+/// What a checked HTTP server answers, read by the checks' own HTTP/1.1
+/// exchange: the first byte picks the method and the most body kept, the
+/// rest is the answer. Never a panic; never more body than asked for; a
+/// chunked body decodes the same whatever pieces it arrives in.
+pub fn http_answer(data: &[u8]) {
+    use aegis_collect::check::fetch;
+    let Some((&pick, answer)) = data.split_first() else {
+        return;
+    };
+    let method = if pick & 1 == 0 { "GET" } else { "HEAD" };
+    let max_body = usize::from(pick >> 1);
+    let stream = tokio::io::join(answer, tokio::io::sink());
+    if let Ok((a, _)) = block_on(fetch::exchange(
+        stream,
+        b"GET / HTTP/1.1\r\n\r\n",
+        method,
+        max_body,
+    )) {
+        assert!(a.body.len() <= max_body);
+        if method == "HEAD" {
+            assert!(a.body.is_empty());
+        }
+    }
+    // The chunk decoder alone, whole and in two pieces.
+    let whole = {
+        let mut out = Vec::new();
+        fetch::Chunks::default()
+            .feed(answer, &mut out, 4096)
+            .map(|(used, done)| (used, done, out))
+    };
+    let split = answer.len() / 2;
+    let pieces = {
+        let mut d = fetch::Chunks::default();
+        let mut out = Vec::new();
+        d.feed(&answer[..split], &mut out, 4096)
+            .and_then(|(used, done)| {
+                if done {
+                    return Ok((used, done, out));
+                }
+                let (more, done) = d.feed(&answer[used..], &mut out, 4096)?;
+                Ok((used + more, done, out))
+            })
+    };
+    if let (Ok((_, true, a)), Ok((_, true, b))) = (&whole, &pieces) {
+        assert_eq!(a, b, "a chunked body decoded differently in pieces");
     }
 }
 

@@ -389,8 +389,9 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-/// Sends the request and reads the answer.
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+/// Sends the request and reads the answer and its `Location` (public for
+/// the fuzzer, which plays the server).
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     request: &[u8],
     method: &str,
