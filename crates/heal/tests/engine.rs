@@ -375,24 +375,28 @@ async fn a_panicking_attempt_returns_its_ticket_is_recorded_failed_and_healing_g
     );
 }
 
+/// Fails every action, half a second after it began: an incident stays
+/// open long enough for more events to arrive.
+struct Slow;
+
+impl Executor for Slow {
+    fn execute<'a>(
+        &'a self,
+        _ctx: &'a ExecContext,
+        _spec: &'a ActionSpec,
+        _target: &'a str,
+    ) -> BoxFuture<'a, Result<String, ExecError>> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Err(ExecError::Failed("still broken".into()))
+        })
+    }
+}
+
 /// Regression (defect 2 of the hardening issue): events of a container
 /// already being healed left no record at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_unhealthy_episode_gets_a_decision_or_a_skip_and_duplicates_are_one() {
-    struct Slow;
-    impl Executor for Slow {
-        fn execute<'a>(
-            &'a self,
-            _ctx: &'a ExecContext,
-            _spec: &'a ActionSpec,
-            _target: &'a str,
-        ) -> BoxFuture<'a, Result<String, ExecError>> {
-            Box::pin(async {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                Err(ExecError::Failed("still broken".into()))
-            })
-        }
-    }
     let mut engine = start(config(None), Some(Arc::new(Slow)));
     // One episode reported twice (the stream, then the poller): one decision.
     assert!(engine.handle.trigger(unhealthy()));
@@ -429,20 +433,6 @@ async fn every_unhealthy_episode_gets_a_decision_or_a_skip_and_duplicates_are_on
 /// container. Now it is answered with a skip naming the incident.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_failing_during_the_incidents_own_restart_is_answered() {
-    struct Slow;
-    impl Executor for Slow {
-        fn execute<'a>(
-            &'a self,
-            _ctx: &'a ExecContext,
-            _spec: &'a ActionSpec,
-            _target: &'a str,
-        ) -> BoxFuture<'a, Result<String, ExecError>> {
-            Box::pin(async {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                Err(ExecError::Failed("still broken".into()))
-            })
-        }
-    }
     let mut engine = start(config(None), Some(Arc::new(Slow)));
     assert!(engine.handle.trigger(unhealthy()));
     engine

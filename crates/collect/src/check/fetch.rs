@@ -329,11 +329,17 @@ pub fn request_head(url: &Url, method: &str, headers: &[(String, String)]) -> Ve
         head.push_str("Accept: */*\r\n");
     }
     if !has("authorization") && !url.username().is_empty() {
-        let user = percent_decoded(url.username());
-        let password = url.password().map(percent_decoded).unwrap_or_default();
+        use base64::Engine as _;
+        let decoded = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let user = decoded(url.username());
+        let password = url.password().map(decoded).unwrap_or_default();
         head.push_str(&format!(
             "Authorization: Basic {}\r\n",
-            base64(format!("{user}:{password}").as_bytes())
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         ));
     }
     for (k, v) in headers {
@@ -347,46 +353,6 @@ pub fn request_head(url: &Url, method: &str, headers: &[(String, String)]) -> Ve
     }
     head.push_str("Connection: close\r\n\r\n");
     head.into_bytes()
-}
-
-fn percent_decoded(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Sends the request and reads the answer and its `Location` (public for
@@ -767,14 +733,5 @@ mod tests {
             head.contains("Authorization: Basic b3BzOnNAY3JldA==\r\n"),
             "{head}"
         );
-    }
-
-    #[test]
-    fn base64_pads() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 }
