@@ -32,11 +32,20 @@ fn value(obs: &[Observation], series: &str) -> Option<f64> {
 fn processes_found_by_cmdline_and_pidfile_with_restarts_and_absence() {
     // A marker no other process has.
     let marker = format!("{}.{}", 7_000_000 + std::process::id(), 5);
+    // Returns once the child runs `sleep`: until its exec, /proc shows the
+    // test's own command line, and a collection then would not count it.
     let spawn = || {
-        Command::new("sleep")
+        let child = Command::new("sleep")
             .arg(&marker)
             .spawn()
-            .expect("spawn sleep")
+            .expect("spawn sleep");
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(b"sleep\0")) {
+            assert!(std::time::Instant::now() < deadline, "sleep never ran");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child
     };
     let mut children = Kill(vec![spawn(), spawn()]);
     let dir = tempfile::tempdir().expect("tempdir");
