@@ -82,6 +82,7 @@ async fn soak_bounds_hold_and_memory_stays_flat() {
             max_series: MAX_SERIES,
             interval: Duration::from_secs(1),
             publish_every: Duration::from_millis(250),
+            quiet_every: Duration::from_secs(1),
         },
         Detection::new(1, &DetectConfig::default(), ForestDetectorConfig::default()),
     );

@@ -63,8 +63,13 @@ pub const MAX_CONTAINERS: usize = 1_000;
 /// First and longest wait between two tries to reach the container engine.
 pub const DOCKER_RECONNECT: (Duration, Duration) =
     (Duration::from_millis(250), Duration::from_secs(30));
-/// How often the status and the newest values are published, at most.
+/// How soon the status and the newest values are published after
+/// something new, at the latest (and how often, at most).
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How often the status is published when nothing new came (a quarter of
+/// the systemd watchdog's timeout when that is shorter: the publication is
+/// the heartbeat the watchdog pings from).
+pub const QUIET_PUBLISH: Duration = Duration::from_secs(5);
 
 /// What a started agent tells its caller.
 #[derive(Debug, Clone)]
@@ -232,6 +237,8 @@ impl Agent {
                 max_series: config.history.max_series,
                 interval: config.collect.interval.0,
                 publish_every: PUBLISH_EVERY.min(config.collect.interval.0),
+                quiet_every: systemd::watchdog_timeout()
+                    .map_or(QUIET_PUBLISH, |t| QUIET_PUBLISH.min(t / 4)),
             },
             detection,
         );

@@ -2,9 +2,11 @@
 //! detectors, so neither needs a lock.
 //!
 //! It receives observations from the bounded channel, records them in the
-//! rings, scores them, forwards them to the store, and once a second
-//! publishes the status snapshot ([`snapshot`]) and the newest values on
-//! `watch` channels. History queries from the API arrive through a
+//! rings, scores them, forwards them to the store, and publishes the status
+//! snapshot ([`snapshot`]) and the newest values on `watch` channels: within
+//! `publish_every` of anything new (data, a finished training, a change of
+//! the healing summary or of the checks), and every `quiet_every` when
+//! nothing is, as proof of life. History queries from the API arrive through a
 //! [`reader::HistoryHandle`]; anomaly changes go out through [`fanout`].
 //! Only forest training leaves the task, for a blocking thread.
 
@@ -47,8 +49,12 @@ pub struct PipelineConfig {
     pub max_series: usize,
     /// The collection interval, reported in the status.
     pub interval: Duration,
-    /// How often status and newest values are published.
+    /// How soon status and newest values are published after something new,
+    /// at the latest (and how often, at most).
     pub publish_every: Duration,
+    /// How often the status is published when nothing new came: its
+    /// uptime, the sources' and the store's figures, and the heartbeat.
+    pub quiet_every: Duration,
 }
 
 /// The pipeline; build with [`Pipeline::new`], run with [`Pipeline::run`].
@@ -179,28 +185,48 @@ impl Pipeline {
     /// Runs until `cancel` fires or every source is gone, then drains what is
     /// already in the channel and publishes a last snapshot.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut publish = tokio::time::interval(self.config.publish_every);
-        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = Vec::with_capacity(BATCH);
+        // Published when nothing is new, and when something is.
+        let quiet = self.config.quiet_every.max(self.config.publish_every);
+        let soon = self.config.publish_every;
+        let mut published = tokio::time::Instant::now();
+        let mut next = published;
+        let mut heal = self.heal_summary.clone();
+        let mut checks = self.checks.clone();
         loop {
-            tokio::select! {
+            let news = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                Some(q) = self.queries.recv() => self.answer(q),
-                _ = publish.tick() => self.publish(),
+                Some(q) = self.queries.recv() => {
+                    self.answer(q);
+                    false
+                }
+                _ = tokio::time::sleep_until(next) => {
+                    self.publish();
+                    published = tokio::time::Instant::now();
+                    next = published + quiet;
+                    false
+                }
                 Some(done) = self.training.join_next(), if !self.training.is_empty() => {
                     if let Err(e) = done {
                         tracing::error!(error = %e, "model training task failed");
                     }
                     self.detection.training_done();
                     self.latest_stale = true;
+                    true
                 }
+                Ok(()) = changed(heal.as_mut()) => true,
+                Ok(()) = changed(checks.as_mut()) => true,
                 n = self.rx.recv_many(&mut buf, BATCH) => {
                     if n == 0 {
                         break;
                     }
                     self.ingest(&mut buf);
+                    true
                 }
+            };
+            if news {
+                next = next.min(published + soon);
             }
         }
         while let Ok(obs) = self.rx.try_recv() {
@@ -359,5 +385,17 @@ impl Pipeline {
             m = m.resolved_at(now_ms);
         }
         n.send(m);
+    }
+}
+
+/// Waits for a change on `rx`; never, when there is no `rx` or its sender is
+/// gone (the select then waits on its other branches).
+async fn changed<T>(rx: Option<&mut watch::Receiver<T>>) -> Result<(), watch::error::RecvError> {
+    match rx {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Ok(()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }

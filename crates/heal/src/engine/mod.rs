@@ -50,9 +50,14 @@ const REQUEST_QUEUE: usize = 64;
 /// something is under way (an incident, a check waiting to be retried), and
 /// at the latest this long after anything happened.
 const TICK: Duration = Duration::from_millis(250);
-/// How often it does when nothing is under way: an idle host costs the
-/// engine one wake-up a second.
+/// How often it does when nothing is under way but a breaker is open or
+/// half-open: its state changes with time, and the summary shows it.
 const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How often it does when nothing is under way and every breaker is closed:
+/// nothing then changes with time alone, and every trigger or request wakes
+/// the engine at once. A quiet host costs the engine one wake-up in ten
+/// seconds.
+const QUIET_TICK: Duration = Duration::from_secs(10);
 
 /// Settings of the engine.
 #[derive(Debug, Clone)]
@@ -351,7 +356,13 @@ impl Engine {
                 }
                 _ = tick => {
                     self.on_tick();
-                    let every = if self.under_way() { TICK } else { IDLE_TICK };
+                    let every = if self.under_way() {
+                        TICK
+                    } else if self.breakers_closed() {
+                        QUIET_TICK
+                    } else {
+                        IDLE_TICK
+                    };
                     next = tokio::time::Instant::now() + every;
                     continue;
                 }
@@ -360,6 +371,12 @@ impl Engine {
             // looked at) within a tick.
             next = next.min(tokio::time::Instant::now() + TICK);
         }
+    }
+
+    /// Whether every breaker was closed at the last publication.
+    fn breakers_closed(&self) -> bool {
+        let s = self.summary.borrow();
+        s.breakers_open == 0 && s.breakers_half_open == 0
     }
 
     /// Whether anything waits on a timer: an incident (waiting, queued,
