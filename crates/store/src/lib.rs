@@ -105,7 +105,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            flush_interval: Duration::from_secs(10),
+            flush_interval: Duration::from_secs(30),
             retention_max_age: Duration::from_secs(7 * 86_400),
             retention_max_size: 256 << 20,
             retention_interval: Duration::from_secs(300),

@@ -27,7 +27,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: None,
-            flush_interval: Interval::secs(10),
+            flush_interval: Interval::secs(30),
             retention_max_age: Interval::secs(7 * 24 * 3600),
             retention_max_size: ByteSize(256 << 20),
             retention_interval: Interval::secs(300),
