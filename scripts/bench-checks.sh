@@ -145,23 +145,13 @@ cost() {
   local label=$1 aegis_extra=$2 monit_extra=$3
   {
     printf '[docker]\nenabled = false\n[detect]\nenabled = false\n%b' "$aegis_extra"
-    n=0
-    while read -r port || [ -n "$port" ]; do
-      for path in $(seq 10); do
-        n=$((n + 1))
-        printf '[[checks]]\nname = "ep%s"\nkind = "http"\nurl = "http://127.0.0.1:%s/p%s"\ninterval = "10s"\n' "$n" "$port" "$path"
-      done
-    done <"$work/ports200"
+    each_endpoint "$work/ports200" \
+      '[[checks]]\nname = "ep%s"\nkind = "http"\nurl = "http://127.0.0.1:%s/p%s"\ninterval = "10s"\n'
   } >"$work/aegis200.toml"
   {
     printf 'set daemon 10\nset logfile %s/monit200.log\nset pidfile %s/monit200.pid\nset idfile %s/monit200.id\nset statefile %s/monit200.state\n%b' "$work" "$work" "$work" "$work" "$monit_extra"
-    n=0
-    while read -r port || [ -n "$port" ]; do
-      for path in $(seq 10); do
-        n=$((n + 1))
-        printf 'check host ep%s with address 127.0.0.1\n  if failed port %s protocol http request "/p%s" for 3 cycles then alert\n' "$n" "$port" "$path"
-      done
-    done <"$work/ports200"
+    each_endpoint "$work/ports200" \
+      'check host ep%s with address 127.0.0.1\n  if failed port %s protocol http request "/p%s" for 3 cycles then alert\n'
   } >"$work/monitrc200"
   chmod 600 "$work/monitrc200"
   rm -rf "$work/state200"

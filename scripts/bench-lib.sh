@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shared by the bench scripts (sourced): a work directory and the processes
 # (and Docker containers) started for a run, all cleaned up on exit; a free
-# loopback port; CPU and RSS of two processes measured side by side.
+# loopback port; endpoints on the ports of a file; CPU and RSS of two processes measured side by side.
 
 work=$(mktemp -d)
 pids=()
@@ -15,6 +15,21 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# each_endpoint PORTS_FILE FORMAT
+# Ten paths on each port of PORTS_FILE (one per line): prints FORMAT once per
+# endpoint with its number (from 1), port and path number, as printf's three
+# arguments.
+each_endpoint() {
+  local n=0 port path
+  while read -r port || [ -n "$port" ]; do
+    for path in $(seq 10); do
+      n=$((n + 1))
+      # shellcheck disable=SC2059 # the format is the caller's
+      printf "$2" "$n" "$port" "$path"
+    done
+  done <"$1"
+}
 
 # measure_pair PID_A PID_B SECONDS [COMMAND...]
 # Samples both processes once a second for SECONDS (running COMMAND first

@@ -44,13 +44,7 @@ done
   echo 'enabled = false'
   echo '[probe]'
   echo 'interval = "10s"'
-  n=0
-  while read -r port || [ -n "$port" ]; do
-    for path in $(seq 10); do
-      n=$((n + 1))
-      printf '[[probes]]\nname = "ep%s"\nurl = "http://127.0.0.1:%s/p%s"\n' "$n" "$port" "$path"
-    done
-  done <"$work/ports"
+  each_endpoint "$work/ports" '[[probes]]\nname = "ep%s"\nurl = "http://127.0.0.1:%s/p%s"\n'
   for i in $(seq 50); do
     printf '[[processes]]\nname = "proc%s"\ncmdline = "sleep %s.%s"\n' "$i" "$((100000 + i))" "$$"
   done
