@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use aegis_core::config::DetectConfig;
+use aegis_core::ring::Hasher;
 use aegis_core::status::{AnomalyRecord, SeriesScore};
 use aegis_core::{Family, Observation, Reading, SeriesKey};
 use aegis_detect::alert::{AlertConfig, Alerter, Transition};
@@ -77,7 +78,7 @@ struct HostRow {
 /// Detection state of the whole agent.
 #[derive(Debug)]
 pub struct Detection {
-    series: HashMap<SeriesKey, Tracked>,
+    series: HashMap<SeriesKey, Tracked, Hasher>,
     series_config: SeriesConfig,
     alert: AlertConfig,
     forest: ForestDetector,
@@ -102,7 +103,7 @@ impl Detection {
             close_after: config.close_after,
         };
         Self {
-            series: HashMap::new(),
+            series: HashMap::default(),
             series_config,
             alert,
             forest: ForestDetector::new(forest),

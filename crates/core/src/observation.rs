@@ -22,7 +22,7 @@ pub struct Family {
 }
 
 /// Identifies one series: a family and, for labelled families, an instance.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord)]
 pub struct SeriesKey {
     family: FamilyRef,
     instance: Option<Arc<str>>,
@@ -35,7 +35,7 @@ struct FamilyRef(&'static Family);
 
 impl PartialEq for FamilyRef {
     fn eq(&self, other: &Self) -> bool {
-        self.0.name == other.0.name
+        std::ptr::eq(self.0, other.0) || self.0.name == other.0.name
     }
 }
 impl Eq for FamilyRef {}
@@ -52,6 +52,26 @@ impl PartialOrd for FamilyRef {
 impl Ord for FamilyRef {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.name.cmp(other.0.name)
+    }
+}
+
+// Equal and hashed by content, as the derived order is; the pointer checks
+// first make the usual case (a key cloned from the one a map holds) cheap.
+impl std::hash::Hash for SeriesKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.family.hash(state);
+        self.instance.hash(state);
+    }
+}
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.family == other.family
+            && match (&self.instance, &other.instance) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                _ => false,
+            }
     }
 }
 

@@ -131,10 +131,18 @@ pub struct HistoryCounters {
     pub series_expired: u64,
 }
 
+/// The hasher of the agent's maps keyed by series: seeded per map like the
+/// standard one, and much cheaper than it on short keys. The series bound keeps
+/// what a crafted set of keys could cost small.
+pub type Hasher = foldhash::fast::RandomState;
+
 /// All rings, keyed by series, bounded in count.
 #[derive(Debug)]
 pub struct History {
-    rings: HashMap<SeriesKey, Ring>,
+    rings: HashMap<SeriesKey, Ring, Hasher>,
+    /// Every key, sorted; rebuilt only after a series came or went.
+    order: Vec<SeriesKey>,
+    order_valid: bool,
     bounds: RingBounds,
     max_series: usize,
     counters: HistoryCounters,
@@ -144,7 +152,9 @@ impl History {
     /// An empty history with the given bounds.
     pub fn new(bounds: RingBounds, max_series: usize) -> Self {
         Self {
-            rings: HashMap::new(),
+            rings: HashMap::default(),
+            order: Vec::new(),
+            order_valid: false,
             bounds,
             max_series,
             counters: HistoryCounters::default(),
@@ -168,6 +178,7 @@ impl History {
                     self.counters.refused_series += 1;
                     return false;
                 }
+                self.order_valid = false;
                 self.rings
                     .entry(series.clone())
                     .or_insert_with(|| Ring::new(self.bounds))
@@ -196,6 +207,9 @@ impl History {
         });
         self.counters.evicted_age += aged;
         self.counters.series_expired += removed.len() as u64;
+        if !removed.is_empty() {
+            self.order_valid = false;
+        }
         removed
     }
 
@@ -209,7 +223,20 @@ impl History {
         self.rings.iter().find(|(k, _)| k.matches(name))
     }
 
-    /// Every series with its ring.
+    /// Every series with its ring, sorted by series. The order is kept:
+    /// sorting hundreds of keys each time was most of a publication.
+    pub fn sorted(&mut self) -> impl Iterator<Item = (&SeriesKey, &Ring)> {
+        if !self.order_valid {
+            self.order.clear();
+            self.order.extend(self.rings.keys().cloned());
+            self.order.sort_unstable();
+            self.order_valid = true;
+        }
+        let rings = &self.rings;
+        self.order.iter().filter_map(|k| rings.get_key_value(k))
+    }
+
+    /// Every series with its ring, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&SeriesKey, &Ring)> {
         self.rings.iter()
     }
@@ -240,6 +267,7 @@ mod tests {
     use super::*;
     use crate::observation::Family;
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     static F: Family = Family {
         name: "t",
@@ -285,6 +313,41 @@ mod tests {
         assert_eq!(removed, vec![k.clone()]);
         assert_eq!(h.series_count(), 0);
         assert_eq!(h.counters().series_expired, 1);
+    }
+
+    #[test]
+    fn sorted_follows_series_that_come_and_go() {
+        let mut h = History::new(
+            RingBounds {
+                max_points: 4,
+                max_age_ms: 10,
+            },
+            10,
+        );
+        let names = |h: &mut History| h.sorted().map(|(k, _)| k.to_string()).collect::<Vec<_>>();
+        h.record(&SeriesKey::instance(&F, "b"), 0, Reading::Value(1.0));
+        h.record(&SeriesKey::instance(&F, "a"), 0, Reading::Value(1.0));
+        assert_eq!(names(&mut h), ["t/a", "t/b"]);
+        // A new series, and an old one aged out: the kept order follows.
+        h.record(&SeriesKey::instance(&F, "c"), 20, Reading::Value(1.0));
+        h.record(&SeriesKey::instance(&F, "a"), 20, Reading::Value(1.0));
+        assert_eq!(names(&mut h), ["t/a", "t/b", "t/c"]);
+        h.sweep(25);
+        assert_eq!(names(&mut h), ["t/a", "t/c"]);
+        // Keys equal by content but not by pointer find the same ring.
+        let a: Arc<str> = Arc::from("a");
+        assert!(h.record(
+            &SeriesKey::instance(&F, Arc::clone(&a)),
+            21,
+            Reading::Value(2.0)
+        ));
+        assert_eq!(h.series_count(), 2);
+        assert_eq!(
+            h.get(&SeriesKey::instance(&F, "a"))
+                .and_then(Ring::last)
+                .and_then(|p| p.value),
+            Some(2.0)
+        );
     }
 
     #[test]

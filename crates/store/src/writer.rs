@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aegis_core::ring::Hasher;
 use aegis_core::{Clock, Observation, Reading, SeriesKey};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -50,8 +51,8 @@ pub(crate) struct Writer {
     pub clock: Arc<dyn Clock>,
     pub shared: Arc<Shared>,
     pub events: Arc<EventQueue>,
-    pending: HashMap<(SeriesKey, i64), Rollup>,
-    series_ids: HashMap<SeriesKey, i64>,
+    pending: HashMap<(SeriesKey, i64), Rollup, Hasher>,
+    series_ids: HashMap<SeriesKey, i64, Hasher>,
     /// When events may next be tried after a failed commit (monotonic).
     events_retry_at: Duration,
 }
@@ -98,8 +99,8 @@ impl Writer {
             clock,
             shared,
             events,
-            pending: HashMap::new(),
-            series_ids: HashMap::new(),
+            pending: HashMap::default(),
+            series_ids: HashMap::default(),
             events_retry_at: Duration::ZERO,
         }
     }

@@ -141,7 +141,7 @@ impl Pipeline {
             disk_full: false,
             beat: None,
             latest_stale: true,
-            for_store: Vec::with_capacity(BATCH),
+            for_store: Vec::new(),
             next_sweep_ms: started_ms,
         };
         pipeline.status_tx.send_replace(pipeline.status());
@@ -276,7 +276,7 @@ impl Pipeline {
         if self.for_store.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.for_store, Vec::with_capacity(BATCH));
+        let batch = std::mem::take(&mut self.for_store);
         if let Err(e) = self.fanout.store.record(batch) {
             tracing::debug!(error = %e, "store did not take a batch");
         }
@@ -348,12 +348,11 @@ impl Pipeline {
             return;
         }
         self.latest_stale = false;
-        let mut values: Vec<(SeriesKey, f64)> = self
+        let values: Vec<(SeriesKey, f64)> = self
             .history
-            .iter()
+            .sorted()
             .filter_map(|(k, r)| r.last().and_then(|p| p.value).map(|v| (k.clone(), v)))
             .collect();
-        values.sort_by(|a, b| a.0.cmp(&b.0));
         self.latest_tx.send_replace(Arc::new(Latest {
             values,
             scores: self.detection.scores(),

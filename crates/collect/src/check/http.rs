@@ -4,6 +4,7 @@
 //! `endpoint_success_ratio` (over the last 20 runs).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aegis_core::check::{CheckOutcome, FailureClass};
@@ -57,7 +58,9 @@ pub struct HttpSpec {
 
 /// An HTTP check's probe.
 pub struct HttpProbe {
-    name: String,
+    /// The check's name, shared by every key of its series: equal keys
+    /// then compare by pointer wherever they are looked up.
+    name: Arc<str>,
     spec: HttpSpec,
     url: url::Url,
     tls: Option<(TlsSettings, bool)>,
@@ -119,7 +122,7 @@ impl HttpProbe {
             None
         };
         Ok(Self {
-            name: c.name.to_string(),
+            name: Arc::from(c.name.as_str()),
             url,
             tls,
             spec: HttpSpec {
@@ -167,7 +170,7 @@ impl HttpProbe {
         }
         self.recent.push_back(ok);
         let ratio = self.recent.iter().filter(|x| **x).count() as f64 / self.recent.len() as f64;
-        let key = |f: &'static Family| SeriesKey::instance(f, self.name.as_str());
+        let key = |f: &'static Family| SeriesKey::instance(f, Arc::clone(&self.name));
         let mut observations = vec![
             Observation::value(key(&ENDPOINT_UP), at_ms, f64::from(u8::from(ok))),
             Observation::value(key(&ENDPOINT_SUCCESS), at_ms, ratio),
