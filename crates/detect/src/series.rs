@@ -398,6 +398,10 @@ const SEASON_DECISION: f64 = 2.0 * 86_400.0;
 /// baseline; after that, what persists is taken as the new normal.
 const MAX_FREEZE: u32 = 120;
 
+/// A repeat rate from which repeats are how the series rests (see the
+/// flatline component).
+const REPEATS_OFTEN: f64 = 0.5;
+
 impl SeriesDetector {
     /// A fresh detector.
     pub fn new(config: SeriesConfig) -> Self {
@@ -603,7 +607,10 @@ impl SeriesDetector {
             .is_some_and(|l| (x - l).abs() <= 1e-12 * x.abs().max(1.0));
         if self.config.has(Component::Flatline) {
             self.run = if repeated { self.run + 1 } else { 0 };
-            if self.run + 1 >= self.config.flat_min_run {
+            // A series whose values repeat more often than not (a ratio at
+            // 0, an idle disk, a constant) is at rest when it repeats, not
+            // stuck: only a series that seldom repeats is judged.
+            if self.run + 1 >= self.config.flat_min_run && self.repeat_rate < REPEATS_OFTEN {
                 let q = self.repeat_rate.clamp(0.02, 0.999);
                 // P(run this long | repeats are independent with rate q).
                 let p_run = q.powi(self.run as i32);
@@ -621,7 +628,6 @@ impl SeriesDetector {
                 self.cal[4].update(0.0);
             }
         }
-        self.repeat_rate += 0.01 * (f64::from(u8::from(repeated)) - self.repeat_rate);
 
         // Combine.
         let judged = findings.iter().flatten().count().max(1);
@@ -649,6 +655,9 @@ impl SeriesDetector {
             self.config.huber,
         );
         self.base.update(y, la, sa, h, 0.1);
+        // The repeat rate learns like the baseline: a stuck value is the
+        // new normal only once it has outlasted the freeze.
+        self.repeat_rate += 0.01 * learn * (f64::from(u8::from(repeated)) - self.repeat_rate);
         let slow_alpha = (spacing / self.config.drift_horizon).clamp(1e-6, 0.5) * learn;
         self.slow.update(y, slow_alpha, sa, h, 0.0);
         let deseasoned = x - self.season.offset(t);
@@ -844,5 +853,50 @@ mod tests {
                 "sd {before} -> {after}: still anomalous at observation {last_loud}"
             );
         }
+    }
+
+    /// Runs `values` at one per second; the flatline findings loud enough to
+    /// alert on, after warm-up and settling.
+    fn flatlines(values: impl Iterator<Item = f64>) -> usize {
+        let mut det = SeriesDetector::new(SeriesConfig {
+            warmup: 60,
+            settle: 60,
+            ..SeriesConfig::default()
+        });
+        values
+            .enumerate()
+            .map(|(i, x)| det.assess(x, i as f64))
+            .filter(|a| a.p < 1e-5 && a.top.is_some_and(|f| f.component == Component::Flatline))
+            .count()
+    }
+
+    /// A series that rests at one value (an idle disk's reads at 0 with a
+    /// burst now and then, a ratio that never moves) is not flat-lined, but
+    /// a value that seldom repeats and then sticks is.
+    #[test]
+    fn a_series_at_rest_is_not_a_flatline_but_a_stuck_one_is() {
+        let mut rng = Rng::new(11);
+        let idle: Vec<f64> = (0..20_000)
+            .map(|_| {
+                if rng.unit() < 0.02 {
+                    (rng.unit() * 40.0).round()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        assert_eq!(flatlines(idle.into_iter()), 0, "an idle series at 0");
+        assert_eq!(flatlines(std::iter::repeat_n(0.25, 20_000)), 0, "a constant");
+
+        let noisy: Vec<f64> = (0..2_000)
+            .map(|i| {
+                if i < 1_500 {
+                    10.0 + rng.normal()
+                } else {
+                    10.3
+                }
+            })
+            .collect();
+        assert!(flatlines(noisy.into_iter()) > 0, "a stuck value went unseen");
     }
 }
