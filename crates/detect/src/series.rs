@@ -886,17 +886,18 @@ mod tests {
             })
             .collect();
         assert_eq!(flatlines(idle.into_iter()), 0, "an idle series at 0");
-        assert_eq!(flatlines(std::iter::repeat_n(0.25, 20_000)), 0, "a constant");
+        assert_eq!(
+            flatlines(std::iter::repeat_n(0.25, 20_000)),
+            0,
+            "a constant"
+        );
 
         let noisy: Vec<f64> = (0..2_000)
-            .map(|i| {
-                if i < 1_500 {
-                    10.0 + rng.normal()
-                } else {
-                    10.3
-                }
-            })
+            .map(|i| if i < 1_500 { 10.0 + rng.normal() } else { 10.3 })
             .collect();
-        assert!(flatlines(noisy.into_iter()) > 0, "a stuck value went unseen");
+        assert!(
+            flatlines(noisy.into_iter()) > 0,
+            "a stuck value went unseen"
+        );
     }
 }
