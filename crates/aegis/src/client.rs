@@ -273,6 +273,17 @@ pub fn render_incidents(incidents: &[aegis_core::status::Incident]) -> String {
             i.target
         );
         let _ = writeln!(o, "    {}", i.summary);
+        for e in &i.evidence {
+            let _ = writeln!(
+                o,
+                "    {}  evidence  {} {} on {}: {}",
+                utc(e.opened_ms).get(11..).unwrap_or(""),
+                e.severity,
+                e.kind,
+                e.series,
+                e.explanation
+            );
+        }
         for a in &i.actions {
             let _ = writeln!(
                 o,

@@ -171,6 +171,7 @@ impl Detection {
                     score: a.score.value,
                     explanation: top.map(|f| f.explain()).unwrap_or_default(),
                     detail: detail.clone(),
+                    cause: None,
                 }));
                 tracked.open = Some(Open {
                     id,
@@ -276,6 +277,7 @@ impl Detection {
                     score: value,
                     explanation: format!("unusual combination of host figures: {explanation}"),
                     detail: detail.clone(),
+                    cause: None,
                 }));
                 self.forest_open = Some(Open {
                     id,

@@ -282,6 +282,11 @@ pub struct AnomalyRecord {
     /// Values at the time: observed, expected, scale, p, and the worst score
     /// seen while open.
     pub detail: serde_json::Value,
+    /// The anomaly whose incident this one belongs to (its own id when it
+    /// is the cause; another's when it is that incident's evidence); `None`
+    /// in records from before anomalies were grouped.
+    #[serde(default)]
+    pub cause: Option<i64>,
 }
 
 /// Which anomalies to list.

@@ -7,8 +7,8 @@ use rusqlite::{params, Connection};
 /// Inserts a newly opened anomaly.
 pub fn insert(conn: &Connection, a: &AnomalyRecord) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
-        "INSERT INTO anomalies(id, opened_ms, closed_ms, series, target, kind, severity, score, explanation, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO anomalies(id, opened_ms, closed_ms, series, target, kind, severity, score, explanation, detail, cause)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         a.id,
@@ -20,7 +20,8 @@ pub fn insert(conn: &Connection, a: &AnomalyRecord) -> Result<(), rusqlite::Erro
         a.severity.as_str(),
         a.score,
         a.explanation,
-        a.detail.to_string()
+        a.detail.to_string(),
+        a.cause
     ])?;
     Ok(())
 }
@@ -37,6 +38,13 @@ pub fn close(
     Ok(())
 }
 
+/// Makes anomaly `id` part of the incident `cause` began (its evidence).
+pub fn set_cause(conn: &Connection, id: i64, cause: i64) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached("UPDATE anomalies SET cause = ?2 WHERE id = ?1")?
+        .execute(params![id, cause])?;
+    Ok(())
+}
+
 /// Makes an anomaly the evidence of healing incident `incident`.
 pub fn join(conn: &Connection, id: i64, incident: i64) -> Result<(), rusqlite::Error> {
     conn.prepare_cached("UPDATE anomalies SET incident = ?2 WHERE id = ?1")?
@@ -44,14 +52,18 @@ pub fn join(conn: &Connection, id: i64, incident: i64) -> Result<(), rusqlite::E
     Ok(())
 }
 
-/// The anomalies that joined healing incident `incident`, oldest first.
+/// The anomalies that joined healing incident `incident`, with the
+/// evidence of those that caused an incident of their own, oldest first.
 pub fn evidence_of(
     conn: &Connection,
     incident: i64,
 ) -> Result<Vec<AnomalyRecord>, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, opened_ms, closed_ms, series, target, kind, severity, score, explanation, detail
-         FROM anomalies WHERE incident = ?1 ORDER BY opened_ms, id",
+        "SELECT id, opened_ms, closed_ms, series, target, kind, severity, score, explanation, detail, cause
+         FROM anomalies
+         WHERE incident = ?1
+            OR cause IN (SELECT id FROM anomalies WHERE incident = ?1 AND cause = id)
+         ORDER BY opened_ms, id",
     )?;
     let rows = stmt.query_map([incident], anomaly_of)?;
     rows.collect()
@@ -75,10 +87,24 @@ pub fn next_id(conn: &Connection) -> Result<i64, rusqlite::Error> {
     })
 }
 
+/// The evidence of the incident anomaly `cause` began, oldest first.
+pub fn evidence_of_cause(
+    conn: &Connection,
+    cause: i64,
+) -> Result<Vec<AnomalyRecord>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, opened_ms, closed_ms, series, target, kind, severity, score, explanation, detail, cause
+         FROM anomalies WHERE cause = ?1 AND id != ?1 AND incident IS NULL
+         ORDER BY opened_ms, id",
+    )?;
+    let rows = stmt.query_map([cause], anomaly_of)?;
+    rows.collect()
+}
+
 /// Lists anomalies, newest first.
 pub fn list(conn: &Connection, q: &AnomalyQuery) -> Result<Vec<AnomalyRecord>, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, opened_ms, closed_ms, series, target, kind, severity, score, explanation, detail
+        "SELECT id, opened_ms, closed_ms, series, target, kind, severity, score, explanation, detail, cause
          FROM anomalies
          WHERE (?1 IS NULL OR (?1 = 1 AND closed_ms IS NULL) OR (?1 = 0 AND closed_ms IS NOT NULL))
            AND (?2 IS NULL OR series = ?2)
@@ -115,5 +141,6 @@ fn anomaly_of(row: &rusqlite::Row<'_>) -> Result<AnomalyRecord, rusqlite::Error>
         score: row.get(7)?,
         explanation: row.get(8)?,
         detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+        cause: row.get(10)?,
     })
 }

@@ -25,6 +25,13 @@ pub enum StoreEvent {
         /// Its final details.
         detail: serde_json::Value,
     },
+    /// An anomaly became evidence of the incident another one began.
+    AnomalyCause {
+        /// The anomaly.
+        id: i64,
+        /// The incident's cause.
+        cause: i64,
+    },
     /// A healing record.
     Action(ActionRecord),
     /// A check changed state.
@@ -41,6 +48,7 @@ impl StoreEvent {
                 closed_ms,
                 detail,
             } => crate::anomalies::close(tx, *id, *closed_ms, detail),
+            StoreEvent::AnomalyCause { id, cause } => crate::anomalies::set_cause(tx, *id, *cause),
             StoreEvent::Action(r) => {
                 crate::actions::insert(tx, r)?;
                 // An anomaly that joined a healing incident is that

@@ -1,6 +1,8 @@
 //! Incidents, assembled from the anomalies and actions tables: an anomaly
-//! with the healing records it caused, or a healing started by a container
-//! event with its records.
+//! with the anomalies it caused (opened with it on related series: its
+//! evidence) and the healing records it caused, or a healing started by a
+//! check, a container event or a person, with its records and the
+//! anomalies that joined it.
 
 use aegis_core::status::{
     ActionQuery, ActionRecord, AnomalyQuery, Incident, IncidentQuery, IncidentStatus, RecordOutcome,
@@ -65,25 +67,49 @@ pub fn list(conn: &Connection, q: &IncidentQuery) -> Result<Vec<Incident>, rusql
             limit: window,
         },
     )? {
-        if joined.contains(&a.id) {
+        // Evidence of another anomaly's incident is shown there.
+        if joined.contains(&a.id) || a.cause.is_some_and(|c| c != a.id) {
             continue;
         }
         let mut acts = actions_of_anomaly(conn, a.id)?;
         acts.reverse();
+        let evidence = if a.cause == Some(a.id) {
+            anomalies::evidence_of_cause(conn, a.id)?
+        } else {
+            Vec::new()
+        };
         let target = a.target.clone().unwrap_or_else(|| a.series.clone());
+        // Open while any of it is; ended with the last of it.
+        let open = a.closed_ms.is_none() || evidence.iter().any(|e| e.closed_ms.is_none());
+        let ended_ms = (!open).then(|| {
+            evidence
+                .iter()
+                .filter_map(|e| e.closed_ms)
+                .chain(a.closed_ms)
+                .max()
+                .unwrap_or(a.opened_ms)
+        });
+        let severity = evidence
+            .iter()
+            .map(|e| e.severity)
+            .fold(a.severity, Severity::max);
+        let mut summary = format!(
+            "{} {} on {}: {}",
+            a.severity, a.kind, a.series, a.explanation
+        );
+        if !evidence.is_empty() {
+            summary.push_str(&format!(" (and {} related anomalies)", evidence.len()));
+        }
         out.push(Incident {
             id: format!("anomaly-{}", a.id),
             started_ms: a.opened_ms,
-            ended_ms: a.closed_ms,
-            status: status_of(a.closed_ms.is_none(), &acts),
-            summary: format!(
-                "{} {} on {}: {}",
-                a.severity, a.kind, a.series, a.explanation
-            ),
-            severity: a.severity,
+            ended_ms,
+            status: status_of(open, &acts),
+            summary,
+            severity,
             target,
             anomaly: Some(a),
-            evidence: Vec::new(),
+            evidence,
             actions: acts,
         });
     }

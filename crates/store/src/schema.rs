@@ -73,6 +73,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX check_transitions_at ON check_transitions(at_ms);
     ALTER TABLE anomalies ADD COLUMN incident INTEGER;
     ",
+    // 4: anomalies that open together on related series are one incident:
+    // each names its cause (the incident's first anomaly, or itself).
+    "
+    ALTER TABLE anomalies ADD COLUMN cause INTEGER;
+    CREATE INDEX anomalies_cause ON anomalies(cause);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -214,3 +214,133 @@ async fn the_largest_incident_offset_answers_an_empty_page_and_the_store_goes_on
     assert!(store.anomalies(Default::default()).await.is_ok());
     close(store, thread);
 }
+
+fn anomaly(id: i64, at_ms: i64, series: &str, cause: i64) -> aegis_core::status::AnomalyRecord {
+    aegis_core::status::AnomalyRecord {
+        id,
+        opened_ms: at_ms,
+        closed_ms: None,
+        series: series.to_string(),
+        target: series.split_once('/').map(|(_, t)| t.to_string()),
+        kind: "spike".into(),
+        severity: if id == 3 {
+            aegis_core::Severity::Critical
+        } else {
+            aegis_core::Severity::Warning
+        },
+        score: 0.999,
+        explanation: format!("{series} moved"),
+        detail: serde_json::json!({}),
+        cause: Some(cause),
+    }
+}
+
+/// Anomalies that opened together on related series are one incident: the
+/// cause with the others as evidence, open until the last of them closes;
+/// and when the cause joined a healing incident, its evidence goes there too.
+#[tokio::test]
+async fn anomalies_with_one_cause_are_one_incident_and_follow_it_into_healing() {
+    use aegis_core::status::{ActionRecord, IncidentQuery, IncidentStatus, RecordOutcome};
+    use aegis_store::StoreEvent;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("aegis.db");
+    let clock = Arc::new(ManualClock::starting_at(T0));
+    let (store, thread) = open(&path, options(), clock.clone()).expect("open");
+    let all = IncidentQuery {
+        limit: 50,
+        ..IncidentQuery::default()
+    };
+    // The loopback traffic first: its own cause, until the endpoint's anomaly
+    // takes over.
+    store.append(StoreEvent::AnomalyOpened(anomaly(
+        1,
+        T0,
+        "host_net_rx_bytes_per_second/lo",
+        1,
+    )));
+    store.append(StoreEvent::AnomalyOpened(anomaly(
+        2,
+        T0 + 1_000,
+        "endpoint_up/web",
+        2,
+    )));
+    store.append(StoreEvent::AnomalyCause { id: 1, cause: 2 });
+    store.append(StoreEvent::AnomalyOpened(anomaly(
+        3,
+        T0 + 2_000,
+        "host_net_tx_bytes_per_second/lo",
+        2,
+    )));
+    store.flush().await.expect("flush");
+    let incidents = store.incidents(all.clone()).await.expect("incidents");
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let i = &incidents[0];
+    assert_eq!(i.id, "anomaly-2");
+    assert_eq!(i.target, "web");
+    assert_eq!(
+        i.severity,
+        aegis_core::Severity::Critical,
+        "the worst of it"
+    );
+    let evidence: Vec<i64> = i.evidence.iter().map(|e| e.id).collect();
+    assert_eq!(evidence, vec![1, 3]);
+    assert!(i.summary.contains("2 related anomalies"), "{}", i.summary);
+
+    // The cause closes: still open while its evidence is.
+    store.append(StoreEvent::AnomalyClosed {
+        id: 2,
+        closed_ms: T0 + 10_000,
+        detail: serde_json::json!({}),
+    });
+    store.flush().await.expect("flush");
+    let i = &store.incidents(all.clone()).await.expect("incidents")[0];
+    assert_eq!(i.status, IncidentStatus::Open);
+    assert_eq!(i.ended_ms, None);
+    for id in [1, 3] {
+        store.append(StoreEvent::AnomalyClosed {
+            id,
+            closed_ms: T0 + 20_000 + id,
+            detail: serde_json::json!({}),
+        });
+    }
+    store.flush().await.expect("flush");
+    let i = &store.incidents(all.clone()).await.expect("incidents")[0];
+    assert_eq!(i.status, IncidentStatus::Closed);
+    assert_eq!(i.ended_ms, Some(T0 + 20_003));
+
+    // A healing incident (a failing check's) that the cause joined holds
+    // the whole group.
+    store.append(StoreEvent::Action(ActionRecord {
+        id: 1,
+        at_ms: T0 + 900,
+        incident: 7,
+        anomaly_id: None,
+        target: "web".into(),
+        action: "command".into(),
+        outcome: RecordOutcome::Decided,
+        reason: "check web is failing".into(),
+        attempt: 1,
+        duration_ms: None,
+        detail: serde_json::json!({}),
+    }));
+    store.append(StoreEvent::Action(ActionRecord {
+        id: 2,
+        at_ms: T0 + 1_500,
+        incident: 7,
+        anomaly_id: Some(2),
+        target: "web".into(),
+        action: "none".into(),
+        outcome: RecordOutcome::Joined,
+        reason: "joined as evidence".into(),
+        attempt: 1,
+        duration_ms: None,
+        detail: serde_json::json!({}),
+    }));
+    store.flush().await.expect("flush");
+    let incidents = store.incidents(all).await.expect("incidents");
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_eq!(incidents[0].id, "healing-7");
+    let evidence: Vec<i64> = incidents[0].evidence.iter().map(|e| e.id).collect();
+    assert_eq!(evidence, vec![1, 2, 3]);
+    close(store, thread);
+}

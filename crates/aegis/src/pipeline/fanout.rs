@@ -1,6 +1,6 @@
 //! Where anomaly changes go: the store (never shed), the healing engine
-//! (a trigger), and the notifier (a message). One place, so each change
-//! reaches all three the same way.
+//! (a trigger), and the notifier (a message per incident, through the
+//! [`Grouper`]). One place, so each change reaches all three the same way.
 
 use aegis_core::status::AnomalyRecord;
 use aegis_heal::engine::{AnomalyOpened, EngineHandle, Trigger};
@@ -8,6 +8,8 @@ use aegis_notify::{Event, Message, Notifier};
 use aegis_store::{StoreEvent, StoreHandle};
 
 use crate::detection::Change;
+
+use super::grouping::Grouper;
 
 /// The receivers of anomaly changes.
 pub(super) struct Fanout {
@@ -38,10 +40,12 @@ pub fn anomaly_message(a: &AnomalyRecord) -> Message {
 
 impl Fanout {
     /// Hands every change on; the store keeps each until it is committed.
-    pub fn changes(&self, changes: impl Iterator<Item = Change>, open: &mut OpenAnomalies) {
+    /// Every anomaly is offered to healing; the notifier hears of groups
+    /// (see [`Fanout::due`]).
+    pub fn changes(&self, changes: impl Iterator<Item = Change>, groups: &mut Grouper) {
         for change in changes {
             match change {
-                Change::Opened(record) => {
+                Change::Opened(mut record) => {
                     tracing::warn!(
                         anomaly = record.id,
                         series = %record.series,
@@ -51,8 +55,13 @@ impl Fanout {
                         explanation = %record.explanation,
                         "anomaly opened"
                     );
-                    if let Some(n) = &self.notifier {
-                        n.send(anomaly_message(&record));
+                    let causes = groups.opened(&record);
+                    for (id, cause) in causes {
+                        if id == record.id {
+                            record.cause = Some(cause);
+                        } else {
+                            self.store.append(StoreEvent::AnomalyCause { id, cause });
+                        }
                     }
                     if let Some(heal) = &self.heal {
                         let sent = heal.trigger(Trigger::AnomalyOpened(AnomalyOpened {
@@ -70,7 +79,6 @@ impl Fanout {
                             );
                         }
                     }
-                    open.insert(&record);
                     self.store.append(StoreEvent::AnomalyOpened(record));
                 }
                 Change::Closed {
@@ -82,8 +90,10 @@ impl Fanout {
                     if let Some(heal) = &self.heal {
                         heal.trigger(Trigger::AnomalyClosed { id });
                     }
-                    if let (Some(n), Some(record)) = (&self.notifier, open.remove(id)) {
-                        n.send(anomaly_message(&record).resolved_at(closed_ms));
+                    if let Some(resolved) = groups.closed(id, closed_ms) {
+                        if let Some(n) = &self.notifier {
+                            n.send(resolved);
+                        }
                     }
                     self.store.append(StoreEvent::AnomalyClosed {
                         id,
@@ -94,25 +104,16 @@ impl Fanout {
             }
         }
     }
-}
 
-/// Open anomalies remembered for their resolved message (bounded: the
-/// oldest are forgotten first).
-#[derive(Debug, Default)]
-pub(super) struct OpenAnomalies(std::collections::BTreeMap<i64, AnomalyRecord>);
-
-/// Open anomalies remembered at most.
-const MAX_OPEN: usize = 10_000;
-
-impl OpenAnomalies {
-    fn insert(&mut self, a: &AnomalyRecord) {
-        self.0.insert(a.id, a.clone());
-        while self.0.len() > MAX_OPEN {
-            self.0.pop_first();
+    /// Tells the notifier of the groups whose hold has passed by `now_ms`;
+    /// `told_by_check` says whether a failing check already tells of a
+    /// target.
+    pub fn due(&self, now_ms: i64, groups: &mut Grouper, told_by_check: impl Fn(&str) -> bool) {
+        let messages = groups.due(now_ms, told_by_check);
+        if let Some(n) = &self.notifier {
+            for m in messages {
+                n.send(m);
+            }
         }
-    }
-
-    fn remove(&mut self, id: i64) -> Option<AnomalyRecord> {
-        self.0.remove(&id)
     }
 }

@@ -11,6 +11,7 @@
 //! Only forest training leaves the task, for a blocking thread.
 
 mod fanout;
+mod grouping;
 mod reader;
 mod snapshot;
 
@@ -75,7 +76,7 @@ pub struct Pipeline {
     training: JoinSet<()>,
     changes: Vec<Change>,
     fanout: fanout::Fanout,
-    open: fanout::OpenAnomalies,
+    groups: grouping::Grouper,
     heal_summary: Option<watch::Receiver<HealSummary>>,
     checks: Option<watch::Receiver<Arc<Vec<aegis_core::check::CheckStatus>>>>,
     disk_full: bool,
@@ -135,7 +136,7 @@ impl Pipeline {
                 heal: None,
                 notifier: None,
             },
-            open: fanout::OpenAnomalies::default(),
+            groups: grouping::Grouper::default(),
             heal_summary: None,
             checks: None,
             disk_full: false,
@@ -228,6 +229,11 @@ impl Pipeline {
             if news {
                 next = next.min(published + soon);
             }
+            // A group's held message goes out when its hold passes.
+            if let Some(due_ms) = self.groups.next_due_ms() {
+                let wait = due_ms.saturating_sub(self.clock.wall_ms()).max(0) as u64;
+                next = next.min(tokio::time::Instant::now() + Duration::from_millis(wait));
+            }
         }
         while let Ok(obs) = self.rx.try_recv() {
             buf.push(obs);
@@ -237,6 +243,13 @@ impl Pipeline {
         }
         self.ingest(&mut buf);
         self.publish();
+        // Held messages are told now rather than lost with the agent.
+        let checks = self.checks.as_ref().map(|rx| Arc::clone(&rx.borrow()));
+        self.fanout.due(i64::MAX, &mut self.groups, |target| {
+            checks
+                .as_deref()
+                .is_some_and(|checks| tells_of(checks, target))
+        });
         tracing::debug!("pipeline stopped");
     }
 
@@ -267,7 +280,8 @@ impl Pipeline {
         if self.for_store.len() >= BATCH {
             self.hand_to_store();
         }
-        self.fanout.changes(self.changes.drain(..), &mut self.open);
+        self.fanout
+            .changes(self.changes.drain(..), &mut self.groups);
         self.start_training();
     }
 
@@ -336,7 +350,14 @@ impl Pipeline {
                 self.detection.forget(&key, now, &mut self.changes);
             }
         }
-        self.fanout.changes(self.changes.drain(..), &mut self.open);
+        self.fanout
+            .changes(self.changes.drain(..), &mut self.groups);
+        let checks = self.checks.as_ref().map(|rx| Arc::clone(&rx.borrow()));
+        self.fanout.due(now, &mut self.groups, |target| {
+            checks
+                .as_deref()
+                .is_some_and(|checks| tells_of(checks, target))
+        });
         let status = self.status();
         self.disk_full_news(status.store.disk_full, now);
         self.status_tx.send_replace(status);
@@ -385,6 +406,19 @@ impl Pipeline {
         }
         n.send(m);
     }
+}
+
+/// Whether a check already tells of `target`: one about it (by name, or
+/// the container or process it watches) fails, or is blocked by a
+/// dependency that fails and tells of it.
+fn tells_of(checks: &[aegis_core::check::CheckStatus], target: &str) -> bool {
+    use aegis_core::check::CheckState;
+    checks.iter().any(|c| {
+        matches!(c.state, CheckState::Failing | CheckState::Blocked)
+            && (c.name == target
+                || c.subject.container.as_deref() == Some(target)
+                || c.subject.process.as_deref() == Some(target))
+    })
 }
 
 /// Waits for a change on `rx`; never, when there is no `rx` or its sender is
