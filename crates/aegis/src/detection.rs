@@ -140,13 +140,17 @@ impl Detection {
             .series
             .entry(obs.series.clone())
             .or_insert_with(|| Tracked {
-                detector: SeriesDetector::new(series_config.clone()),
+                detector: SeriesDetector::new({
+                    let mut c = series_config.clone();
+                    c.min_scale = least_change(obs.series.family().name);
+                    c
+                }),
                 alerter: Alerter::new(alert),
                 last: None,
                 open: None,
             });
         let a = tracked.detector.assess(value, obs.at_ms as f64 / 1000.0);
-        match tracked.alerter.update(a.score.value) {
+        match tracked.alerter.update(1.0 - a.p) {
             Some(Transition::Opened) => {
                 let id = self.next_id;
                 self.next_id += 1;
@@ -406,5 +410,57 @@ fn warmup(s: State) -> Option<(u32, u32)> {
     match s {
         State::WarmingUp { needed, seen } => Some((seen, needed)),
         State::Ready => None,
+    }
+}
+
+/// The smallest change that matters on a series of `family`, in its unit:
+/// the detectors' scale never falls below it. Without it a series at rest
+/// (a load average at 0.00, one runnable process, a latency of a
+/// millisecond on loopback) has a scale near zero, and its first ordinary
+/// step reads as hundreds of deviations. Binary series (`*_up`,
+/// `*_healthy`) and success ratios keep none: any change of theirs matters.
+pub fn least_change(family: &str) -> f64 {
+    const MIB: f64 = 1_048_576.0;
+    match family {
+        "host_load1" | "host_load5" | "host_load15" => 0.1,
+        "endpoint_latency_seconds" => 0.005,
+        "endpoint_success_ratio" => 0.0,
+        "container_cpu_cores" | "process_cpu_cores" => 0.01,
+        "tls_certificate_days_left" => 1.0,
+        f if f.ends_with("_up") || f.ends_with("_healthy") => 0.0,
+        f if f.ends_with("_ratio") => 0.01,
+        f if f.ends_with("_bytes_per_second") => 4_096.0,
+        f if f.ends_with("_per_second") => 1.0,
+        f if f.ends_with("_bytes") => MIB,
+        // Counts: processes, threads, descriptors, restarts.
+        "host_procs_running" | "process_count" | "process_threads" | "process_open_fds"
+        | "process_restarts" | "container_restarts" => 1.0,
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod least_change_tests {
+    use super::least_change;
+
+    #[test]
+    fn every_family_at_rest_has_a_least_change_and_binary_ones_have_none() {
+        assert_eq!(least_change("host_load1"), 0.1);
+        assert_eq!(least_change("host_procs_running"), 1.0);
+        assert_eq!(least_change("host_cpu_iowait_ratio"), 0.01);
+        assert_eq!(least_change("host_disk_write_bytes_per_second"), 4_096.0);
+        assert_eq!(least_change("host_net_rx_packets_per_second"), 1.0);
+        assert_eq!(least_change("host_memory_available_bytes"), 1_048_576.0);
+        assert_eq!(least_change("endpoint_latency_seconds"), 0.005);
+        for binary in [
+            "endpoint_up",
+            "container_up",
+            "container_healthy",
+            "process_up",
+        ] {
+            assert_eq!(least_change(binary), 0.0, "{binary}");
+        }
+        assert_eq!(least_change("endpoint_success_ratio"), 0.0);
+        assert_eq!(least_change("host_anomaly"), 0.0);
     }
 }

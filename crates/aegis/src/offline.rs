@@ -304,9 +304,7 @@ pub fn score(
             if value.is_finite() {
                 let a = col.detector.assess(value, t);
                 score = Some(score.unwrap_or(0.0).max(a.score.value));
-                if col.alerter.update(a.score.value)
-                    == Some(aegis_detect::alert::Transition::Opened)
-                {
+                if col.alerter.update(1.0 - a.p) == Some(aegis_detect::alert::Transition::Opened) {
                     summary.alerts += 1;
                 }
             }

@@ -16,7 +16,7 @@ fn main() {
         let mut lines = Vec::new();
         for (&t, &x) in s.t.iter().zip(&s.x) {
             let a = det.assess(x, t);
-            match alerter.update(a.score.value) {
+            match alerter.update(1.0 - a.p) {
                 Some(Transition::Opened) => {
                     let hit = s
                         .events

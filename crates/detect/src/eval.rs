@@ -440,7 +440,7 @@ pub fn score(series: &LabeledSeries, config: &SeriesConfig, alert: AlertConfig) 
     let end = series.t.last().copied().unwrap_or(0.0);
     for (&t, &x) in series.t.iter().zip(&series.x) {
         let a = det.assess(x, t);
-        match alerter.update(a.score.value) {
+        match alerter.update(1.0 - a.p) {
             Some(Transition::Opened) => alerts.push((t, end)),
             Some(Transition::Closed) => {
                 if let Some(last) = alerts.last_mut() {
@@ -504,7 +504,13 @@ pub fn evaluate(
 
 /// The configurations reported: the ensemble, then each component alone.
 pub fn configurations() -> Vec<(&'static str, SeriesConfig)> {
-    let mut v = vec![("ensemble", SeriesConfig::default())];
+    let mut v = vec![
+        ("ensemble", SeriesConfig::default()),
+        (
+            "ensemble with gap",
+            SeriesConfig::default().only(&Component::ALL),
+        ),
+    ];
     for c in Component::ALL {
         v.push((c.as_str(), SeriesConfig::default().only(&[c])));
     }

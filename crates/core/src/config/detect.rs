@@ -28,7 +28,7 @@ impl Default for DetectConfig {
         Self {
             enabled: true,
             warmup: 60,
-            settle: 600,
+            settle: 300,
             alert_p: 1e-5,
             close_after: 10,
             forest: true,
