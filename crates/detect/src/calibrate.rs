@@ -73,6 +73,9 @@ const GRID: [f64; 16] = [
 #[derive(Debug, Clone)]
 pub struct TailCalibrator {
     prior: Prior,
+    /// The prior's tail at each grid level (computed once: `erfc` is most
+    /// of the cost of a p-value otherwise).
+    grid_prior: [f64; GRID.len()],
     /// Up-crossings counted (with forgetting) per grid level.
     crossings: [f64; GRID.len()],
     /// Observations at or above each level (with forgetting), counted
@@ -100,6 +103,7 @@ impl TailCalibrator {
     pub fn new(prior: Prior, memory: f64) -> Self {
         Self {
             prior,
+            grid_prior: GRID.map(|g| prior.tail(g)),
             crossings: [0.0; GRID.len()],
             exceedances: [0.0; GRID.len()],
             last_row: 1.0,
@@ -134,6 +138,12 @@ impl TailCalibrator {
             .max(self.p_value(stat))
     }
 
+    /// [`TailCalibrator::p_row`], given `stat`'s up-crossing p.
+    fn p_row_given(&self, stat: f64, p: f64) -> f64 {
+        self.p_from(&self.exceedances, ROW_SUPPORT, ROW_PRIOR_WEIGHT, stat)
+            .max(p)
+    }
+
     /// The exceedance-based p of the statistic last observed.
     pub fn last_row(&self) -> f64 {
         self.last_row
@@ -157,27 +167,30 @@ impl TailCalibrator {
             return 1.0;
         }
         let stat = stat.max(0.0);
-        let prior = self.prior.tail(stat);
         // Levels with support, and their rates (made non-increasing).
         let mut levels: [(f64, f64); GRID.len()] = [(0.0, 0.0); GRID.len()];
+        let mut first_prior = 1.0;
         let mut n = 0;
         let mut running = 1.0f64;
         for (i, &g) in GRID.iter().enumerate() {
             if let Some(rate) = self.learned(counts, support, weight, i) {
-                running = running.min(rate.max(self.prior.tail(g)));
+                running = running.min(rate.max(self.grid_prior[i]));
+                if n == 0 {
+                    first_prior = self.grid_prior[i];
+                }
                 levels[n] = (g, running);
                 n += 1;
             }
         }
         let levels = &levels[..n];
         let Some(&(top, top_p)) = levels.last() else {
-            return prior.clamp(f64::MIN_POSITIVE, 1.0);
+            return self.prior.tail(stat).clamp(f64::MIN_POSITIVE, 1.0);
         };
         if stat <= levels[0].0 {
             // Below the first supported level: the prior's shape, scaled to
             // meet it.
-            let scale = levels[0].1 / self.prior.tail(levels[0].0);
-            return (prior * scale).clamp(f64::MIN_POSITIVE, 1.0);
+            let scale = levels[0].1 / first_prior;
+            return (self.prior.tail(stat) * scale).clamp(f64::MIN_POSITIVE, 1.0);
         }
         if stat <= top {
             let i = levels.iter().rposition(|l| l.0 <= stat).unwrap_or(0);
@@ -199,7 +212,9 @@ impl TailCalibrator {
             Prior::Exponential => top_p * (-(stat - top) / shape).exp(),
             Prior::Gaussian | Prior::GaussianUpper => top_p * (stat / top).powf(-1.0 / shape),
         };
-        extrapolated.max(prior).clamp(f64::MIN_POSITIVE, 1.0)
+        extrapolated
+            .max(self.prior.tail(stat))
+            .clamp(f64::MIN_POSITIVE, 1.0)
     }
 
     /// The tail shape: Hill's `xi` (z-like statistics) or the mean excess
@@ -218,22 +233,7 @@ impl TailCalibrator {
 
     /// Learns from `stat`, including the shape of its tail.
     pub fn update(&mut self, stat: f64) {
-        self.learn_counting(stat, true);
-    }
-
-    /// Learns from `stat` as [`TailCalibrator::learn`], and counts its
-    /// exceedances.
-    fn learn_counting(&mut self, stat: f64, shape: bool) {
-        if stat.is_nan() {
-            return;
-        }
-        for (i, &level) in GRID.iter().enumerate() {
-            self.exceedances[i] *= self.keep;
-            if stat >= level {
-                self.exceedances[i] += 1.0;
-            }
-        }
-        self.learn(stat, shape);
+        self.learn(stat, true);
     }
 
     /// Learns from `stat`; the tail's shape only when `shape` is true (pass
@@ -255,9 +255,13 @@ impl TailCalibrator {
         self.total = self.total * self.keep + 1.0;
         for (i, &level) in GRID.iter().enumerate() {
             self.crossings[i] *= self.keep;
+            self.exceedances[i] *= self.keep;
             let now_above = stat >= level;
-            if now_above && !self.above[i] {
-                self.crossings[i] += 1.0;
+            if now_above {
+                self.exceedances[i] += 1.0;
+                if !self.above[i] {
+                    self.crossings[i] += 1.0;
+                }
             }
             self.above[i] = now_above;
         }
@@ -273,14 +277,14 @@ impl TailCalibrator {
     /// the exceedance p.
     pub fn observe_with(&mut self, stat: f64, ordinary: bool) -> f64 {
         let p = self.p_value(stat);
-        self.last_row = self.p_row(stat);
+        self.last_row = self.p_row_given(stat, p);
         // A value extreme by what is known so far does not teach the tail's
         // shape: if such values recur, the up-crossing counts will learn
         // them. Every observation counts towards the exceedances: leaving
         // out the extreme or anomalous ones kept heavy tails light (5 to 12
         // times too many ordinary rows of NAB's real series at p <= 1e-3),
         // and alerts, which open on the up-crossings, are not taught by it.
-        self.learn_counting(stat, ordinary && p > 1e-6);
+        self.learn(stat, ordinary && p > 1e-6);
         p
     }
 }
