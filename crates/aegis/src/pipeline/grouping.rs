@@ -8,7 +8,9 @@
 //! Related means: the same target (a container, a check, a process); or one
 //! of them is about the host's own resources (`host_*` series: loopback
 //! traffic, load, a disk), which a fault on any target moves too. Two
-//! different targets are never joined.
+//! different targets are never joined. Close together means: within
+//! [`JOIN_WINDOW_MS`] of the group's last anomaly, while some of the group
+//! is still open or closed at most 10 s before.
 //!
 //! A group's message waits [`HOLD_MS`] after its first anomaly, so that the
 //! series a fault moves a little later join before anyone is told; when a
@@ -26,6 +28,9 @@ use aegis_notify::{Event, Message};
 pub const JOIN_WINDOW_MS: i64 = 60_000;
 /// How long a group's message waits after its first anomaly.
 pub const HOLD_MS: i64 = 10_000;
+/// A group whose anomalies have all closed takes new ones for this long
+/// after the last closed: a fault that is over is not the next one's cause.
+const CLOSED_GRACE_MS: i64 = 10_000;
 /// Groups remembered at most (the oldest are forgotten first).
 const MAX_GROUPS: usize = 1_000;
 /// Evidence series named in a group's message, at most.
@@ -75,7 +80,9 @@ struct Group {
 
 impl Group {
     fn joinable(&self, a: &Scope, at_ms: i64) -> bool {
-        let recent = at_ms.saturating_sub(self.last_opened_ms) <= JOIN_WINDOW_MS;
+        let going =
+            !self.open.is_empty() || at_ms.saturating_sub(self.last_closed_ms) <= CLOSED_GRACE_MS;
+        let recent = going && at_ms.saturating_sub(self.last_opened_ms) <= JOIN_WINDOW_MS;
         match (a, &self.scope) {
             (Scope::Target(t), Scope::Target(g)) => t == g && (recent || !self.open.is_empty()),
             _ => recent,
@@ -370,6 +377,33 @@ mod tests {
             g.opened(&anomaly(5, 700, "endpoint_up/web")),
             vec![(5, 5)],
             "closed and past the window: a new fault"
+        );
+    }
+
+    /// Regression: a loopback blip that opened and closed 38 s before an
+    /// endpoint fault made the fault's anomalies its evidence, in an
+    /// incident that began before the fault.
+    #[test]
+    fn a_fault_that_is_over_is_not_the_next_ones_cause() {
+        let mut g = Grouper::default();
+        g.opened(&anomaly(1, 0, "host_net_rx_bytes_per_second/lo"));
+        g.closed(1, 1_000);
+        g.due(10_000, |_| false);
+        assert_eq!(
+            g.opened(&anomaly(2, 38, "host_net_rx_bytes_per_second/lo")),
+            vec![(2, 2)]
+        );
+        assert_eq!(
+            g.opened(&anomaly(3, 39, "endpoint_up/web")),
+            vec![(2, 3), (3, 3)]
+        );
+        // Closed a moment ago: the same fault still.
+        g.closed(2, 45_000);
+        g.closed(3, 45_000);
+        assert_eq!(
+            g.opened(&anomaly(4, 50, "host_load1")),
+            vec![(4, 3)],
+            "closed 5 s before"
         );
     }
 
