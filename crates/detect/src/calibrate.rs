@@ -134,8 +134,7 @@ impl TailCalibrator {
     /// fraction of this series' ordinary observations at least this
     /// extreme. Never below [`TailCalibrator::p_value`].
     pub fn p_row(&self, stat: f64) -> f64 {
-        self.p_from(&self.exceedances, ROW_SUPPORT, ROW_PRIOR_WEIGHT, stat)
-            .max(self.p_value(stat))
+        self.p_row_given(stat, self.p_value(stat))
     }
 
     /// [`TailCalibrator::p_row`], given `stat`'s up-crossing p.

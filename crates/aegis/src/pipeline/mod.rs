@@ -244,12 +244,7 @@ impl Pipeline {
         self.ingest(&mut buf);
         self.publish();
         // Held messages are told now rather than lost with the agent.
-        let checks = self.checks.as_ref().map(|rx| Arc::clone(&rx.borrow()));
-        self.fanout.due(i64::MAX, &mut self.groups, |target| {
-            checks
-                .as_deref()
-                .is_some_and(|checks| tells_of(checks, target))
-        });
+        self.tell_due(i64::MAX);
         tracing::debug!("pipeline stopped");
     }
 
@@ -352,12 +347,7 @@ impl Pipeline {
         }
         self.fanout
             .changes(self.changes.drain(..), &mut self.groups);
-        let checks = self.checks.as_ref().map(|rx| Arc::clone(&rx.borrow()));
-        self.fanout.due(now, &mut self.groups, |target| {
-            checks
-                .as_deref()
-                .is_some_and(|checks| tells_of(checks, target))
-        });
+        self.tell_due(now);
         let status = self.status();
         self.disk_full_news(status.store.disk_full, now);
         self.status_tx.send_replace(status);
@@ -379,6 +369,17 @@ impl Pipeline {
             scores: self.detection.scores(),
             open_anomalies: self.detection.open_count(),
         }));
+    }
+
+    /// Hands the notifier the groups whose hold has passed by `now_ms`,
+    /// unless a failing check already tells of their target.
+    fn tell_due(&mut self, now_ms: i64) {
+        let checks = self.checks.as_ref().map(|rx| Arc::clone(&rx.borrow()));
+        self.fanout.due(now_ms, &mut self.groups, |target| {
+            checks
+                .as_deref()
+                .is_some_and(|checks| tells_of(checks, target))
+        });
     }
 
     /// Tells people when the store's disk fills, and when it has room again.
