@@ -29,6 +29,8 @@ ensure_test_dependencies() {
   # The fleet test's network namespaces, the HTTP client of the scripts,
   # and the unit checker of the packaging test.
   apt_install iproute2 curl systemd
+  # A real SMTP server for the email receiver's test.
+  apt_install python3-aiosmtpd
   # A Docker engine (reused if one answers) and the locally built test image.
   # shellcheck source=scripts/docker-engine.sh
   source "$(dirname "${BASH_SOURCE[0]}")/docker-engine.sh"

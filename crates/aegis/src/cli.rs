@@ -39,10 +39,30 @@ enum Command {
     },
     /// Print a fully commented default configuration.
     Init,
+    /// Notifications: `aegis notify test` sends a test message to each
+    /// receiver and prints each reply or why it failed.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Run the detectors offline over a CSV (`timestamp` plus value columns).
     Detect(DetectArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum NotifyCommand {
+    /// Send a test message to every receiver (or one) and print each reply
+    /// or the reason it failed; exits non-zero when any failed.
+    Test {
+        /// Configuration file (TOML), as `aegis run` reads it.
+        #[arg(long, short, env = "AEGIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only the receiver of this name (`webhook-N` for notify.webhooks).
+        #[arg(long)]
+        receiver: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -167,6 +187,9 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Detect(args) => detect(args),
+        Command::Notify {
+            command: NotifyCommand::Test { config, receiver },
+        } => notify_test(config, receiver),
         Command::Checks(args) => crate::client::run_printing(async move {
             let endpoint = args.agent.endpoint()?;
             let body = endpoint.get_text("/api/v1/checks").await?;
@@ -185,6 +208,37 @@ pub fn main() -> ExitCode {
         Command::Version => {
             crate::output::out(&format!("aegis {}", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn notify_test(config: Option<PathBuf>, receiver: Option<String>) -> ExitCode {
+    let config = match crate::agent::paths::config_file(config.as_deref()) {
+        Some(path) => match Config::from_file(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                crate::output::err(&e.to_string());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => Config::default(),
+    };
+    let runtime = match crate::client::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(crate::notify::test(&config, receiver.as_deref())) {
+        Ok(report) => {
+            crate::output::out(&report.render());
+            if report.all_delivered() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            crate::output::err(&format!("error: {e:#}"));
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

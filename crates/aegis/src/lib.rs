@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod detection;
 pub mod logging;
+pub mod notify;
 pub mod offline;
 pub mod output;
 pub mod pipeline;

@@ -14,11 +14,13 @@ pub mod clock;
 pub mod config;
 pub mod container;
 pub mod counter;
+pub mod event;
 pub mod observation;
 pub mod procfs;
 pub mod ring;
 pub mod severity;
 pub mod status;
+pub mod template;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use observation::{Family, Observation, Reading, SeriesKey};

@@ -71,7 +71,7 @@ pub type Delivery = Result<String, String>;
 
 enum Command {
     Broadcast(Message, Option<String>),
-    Direct(Receiver, Message, Option<oneshot::Sender<Delivery>>),
+    Direct(Box<Receiver>, Message, Option<oneshot::Sender<Delivery>>),
 }
 
 #[derive(Debug, Default)]
@@ -131,7 +131,7 @@ impl Notifier {
         let (reply, rx) = oneshot::channel();
         if let Err(e) = self
             .tx
-            .try_send(Command::Direct(receiver, message, Some(reply)))
+            .try_send(Command::Direct(Box::new(receiver), message, Some(reply)))
         {
             lock(&self.counters).dropped += 1;
             let (mpsc::error::TrySendError::Full(cmd) | mpsc::error::TrySendError::Closed(cmd)) = e;
@@ -252,7 +252,7 @@ impl Task {
                 _ = cancel.cancelled() => break,
                 cmd = rx.recv() => match cmd {
                     Some(Command::Broadcast(m, except)) => self.broadcast(m, except.as_deref()),
-                    Some(Command::Direct(r, m, reply)) => self.queue((r, vec![m], reply)),
+                    Some(Command::Direct(r, m, reply)) => self.queue((*r, vec![m], reply)),
                     None => break,
                 },
                 _ = tokio::time::sleep_until(wake) => self.flush_due(),
@@ -266,7 +266,7 @@ impl Task {
         let group_wait = self.config.group_wait;
         let mut dropped = 0;
         for p in &mut self.pending {
-            if !p.receiver.wants(&m) || except == Some(p.receiver.address()) {
+            if !p.receiver.wants(&m) || except == Some(p.receiver.address().as_str()) {
                 continue;
             }
             // A resolved message replaces its firing one still waiting.

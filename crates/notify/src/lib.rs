@@ -11,14 +11,21 @@
 //!
 //! - [`message`]: what is said.
 //! - [`alertmanager`]: the Alertmanager payload, built only here.
-//! - [`receiver`]: the kinds of receiver and their payloads.
+//! - [`receiver`]: the kinds of receiver, and how each posts.
+//! - [`chat`], [`push`], [`email`]: the payloads of Slack-compatible
+//!   webhooks, Discord and Teams; of ntfy and Gotify; email over SMTP.
+//! - [`text`]: a message as words for people, shared by all of them.
 //!
 //! [`Backoff`]: aegis_core::backoff::Backoff
 
 pub mod alertmanager;
+pub mod chat;
 mod dispatch;
+pub mod email;
 pub mod message;
+pub mod push;
 pub mod receiver;
+pub mod text;
 
 pub use dispatch::{host_name, new, start, Delivery, Notifier, NotifierConfig, NotifierTask};
 pub use message::{Event, Message};

@@ -3,37 +3,9 @@
 
 use std::collections::BTreeMap;
 
+pub use aegis_core::event::Event;
 use aegis_core::Severity;
 use serde::Serialize;
-
-/// What a message is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Event {
-    /// An incident opened (an anomaly, a failing check).
-    Opened,
-    /// It was healed (verified).
-    Healed,
-    /// Healing did not help: the ladder is exhausted or the guard stopped it.
-    HealFailed,
-    /// It ended: the anomaly closed, the check passes again.
-    Resolved,
-    /// A test message (`aegis notify test`).
-    Test,
-}
-
-impl Event {
-    /// Snake-case name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Event::Opened => "opened",
-            Event::Healed => "healed",
-            Event::HealFailed => "heal_failed",
-            Event::Resolved => "resolved",
-            Event::Test => "test",
-        }
-    }
-}
 
 /// One thing to tell.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -24,8 +24,8 @@ const DETAIL_TRANSITIONS: u32 = 50;
 /// The message that tells a check's change, if it is one to tell.
 fn message_of(t: &TransitionRecord, c: &CheckConfig) -> Option<Message> {
     let event = match (t.from, t.to) {
-        (_, CheckState::Failing) => Event::Opened,
-        (CheckState::Failing, CheckState::Passing) => Event::Resolved,
+        (_, CheckState::Failing) => Event::CheckFailing,
+        (CheckState::Failing, CheckState::Passing) => Event::CheckPassing,
         _ => return None,
     };
     let mut m = Message::new(
@@ -33,7 +33,7 @@ fn message_of(t: &TransitionRecord, c: &CheckConfig) -> Option<Message> {
         event,
         c.severity,
         "AegisCheckFailing",
-        if event == Event::Opened {
+        if event == Event::CheckFailing {
             format!("check {} is failing", c.name.as_str())
         } else {
             format!("check {} passes again", c.name.as_str())
@@ -46,7 +46,7 @@ fn message_of(t: &TransitionRecord, c: &CheckConfig) -> Option<Message> {
     if let Some(class) = t.result.as_ref().and_then(|r| r.outcome.class()) {
         m = m.label("class", class.as_str());
     }
-    if event == Event::Resolved {
+    if event == Event::CheckPassing {
         m = m.resolved_at(t.at_ms);
     }
     Some(m)

@@ -38,7 +38,7 @@ use aegis_heal::engine::{Engine, EngineEnv, Trigger};
 use aegis_heal::exec::container::Containers;
 use aegis_heal::exec::{Dispatch, ExecContext};
 use aegis_heal::policy::Policy;
-use aegis_notify::{NotifierConfig, Receiver};
+use aegis_notify::NotifierConfig;
 use aegis_store::{StoreHandle, StoreOptions, StoreThread};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -141,19 +141,7 @@ impl Agent {
         let (next_anomaly, next_incident) = store.next_ids().await.context("reading the store")?;
 
         // The notifier: every message that leaves the agent.
-        let receivers = config
-            .notify
-            .webhooks
-            .iter()
-            .enumerate()
-            .map(|(i, hook)| {
-                Receiver::alertmanager(
-                    format!("webhook-{i}"),
-                    hook.clone(),
-                    config.notify.min_severity,
-                )
-            })
-            .collect();
+        let receivers = crate::notify::receivers(&config).map_err(anyhow::Error::msg)?;
         let (notifier, notifier_task) = aegis_notify::new(NotifierConfig {
             receivers,
             group_wait: config.notify.group_wait.0,

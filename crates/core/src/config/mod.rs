@@ -46,7 +46,7 @@ pub use docker::DockerConfig;
 pub use heal::{
     HealConfig, LabelMatch, MaintenanceConfig, RuleConfig, RuleTrigger, ANOMALY_COMPONENTS,
 };
-pub use notify::NotifyConfig;
+pub use notify::{NotifyConfig, ReceiverConfig, ReceiverKindName, SmtpTls};
 pub use probe::{ProbeConfig, ProbeSettings};
 pub use problem::{ConfigError, Problem, Problems};
 pub use process::ProcessConfig;

@@ -146,14 +146,36 @@ impl Engine {
         .label("incident", inc.id.to_string())
     }
 
+    /// The message that tells a heal worked (verified).
+    pub(super) fn healed_message(&self, inc: &Incident, how: &str) -> Message {
+        Message::new(
+            format!("incident:{}", inc.id),
+            Event::Healed,
+            Severity::Warning,
+            "AegisHealed",
+            format!(
+                "{} on {} was healed by {}",
+                inc.symptom,
+                inc.target,
+                inc.action()
+            ),
+            self.env.clock.wall_ms(),
+        )
+        .describe(how)
+        .label("target", inc.target.clone())
+        .label("symptom", inc.symptom)
+        .label("incident", inc.id.to_string())
+        .label("action", inc.action())
+        .resolved_at(self.env.clock.wall_ms())
+    }
+
     /// Hands `message` to every receiver of the notifier, and to `to` at
     /// once when given (its delivery is recorded).
     pub(super) fn alert(&mut self, inc: &Incident, to: Option<Receiver>, message: Message) {
         if self.guard.dry_run() {
             let to = to
                 .as_ref()
-                .map_or("the receivers", |r| r.address())
-                .to_string();
+                .map_or_else(|| "the receivers".to_string(), Receiver::address);
             self.record(
                 inc,
                 Step::note(
@@ -182,7 +204,7 @@ impl Engine {
             return;
         };
         // Receivers of the notifier hear it too, unless one of them is this one.
-        let address = receiver.address().to_string();
+        let address = receiver.address();
         notifier.send_except(message.clone(), &address);
         let reply = notifier.deliver(receiver.clone(), message);
         let (incident, anomaly_id, about) = (inc.id, inc.anomaly_id, inc.target.clone());

@@ -180,6 +180,8 @@ impl Engine {
             .with(json!({"rung": inc.rung})),
         );
         if healed {
+            let message = self.healed_message(&inc, detail);
+            self.alert(&inc, None, message);
             self.close(id);
         } else {
             self.escalate(id);
