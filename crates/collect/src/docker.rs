@@ -130,6 +130,7 @@ pub fn parse_event(msg: &bollard::models::EventMessage) -> Option<ContainerEvent
             .time_nano
             .unwrap_or_else(|| msg.time.unwrap_or(0).saturating_mul(1_000_000_000)),
         from_stream: true,
+        inspected: None,
     })
 }
 
@@ -210,6 +211,7 @@ impl Poller {
                     kind: EventKind::Health { status },
                     engine_time_ns: asked_ms.saturating_mul(1_000_000),
                     from_stream: false,
+                    inspected: None,
                 };
                 if self.events.send(event).await.is_err() {
                     return Err("the container event channel closed".into());
@@ -389,7 +391,17 @@ async fn forward_events(
     loop {
         match stream.next().await {
             Some(Ok(msg)) => {
-                if let Some(event) = parse_event(&msg) {
+                if let Some(mut event) = parse_event(&msg) {
+                    if matches!(event.kind, EventKind::Die { .. }) {
+                        // Its restart policy says whether the engine
+                        // restarts it itself: read it now, while it is news.
+                        let look = aegis_docker::inspect(&docker, &event.id);
+                        if let Ok(Ok(Some(info))) =
+                            tokio::time::timeout(Duration::from_secs(2), look).await
+                        {
+                            event.inspected = Some(Box::new(info));
+                        }
+                    }
                     tracing::debug!(container = %event.name, kind = ?event.kind, "container event");
                     if events.send(event).await.is_err() {
                         return "the container event channel closed".into();

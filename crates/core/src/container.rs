@@ -65,13 +65,88 @@ pub struct ContainerInfo {
     pub image: String,
     /// Labels.
     pub labels: HashMap<String, String>,
+    /// Its restart policy, when it has one other than `no`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    /// `HostConfig.NetworkMode` (`bridge`, `host`, `container:ID`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// When its current run started, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<i64>,
 }
 
 impl ContainerInfo {
+    /// A container with only an id and a name, running, no labels.
+    pub fn named(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            state: "running".into(),
+            health: None,
+            restart_count: 0,
+            exit_code: None,
+            image: String::new(),
+            labels: HashMap::new(),
+            restart_policy: None,
+            network_mode: None,
+            started_at_ms: None,
+        }
+    }
+
     /// Whether its main process runs.
     pub fn running(&self) -> bool {
         self.state == "running"
     }
+
+    /// Whether it is paused (never touched).
+    pub fn paused(&self) -> bool {
+        self.state == "paused"
+    }
+
+    /// Whether it is failing now: not running, or its health check fails.
+    pub fn failing(&self) -> bool {
+        !self.running() || self.health == Some(ContainerHealth::Unhealthy)
+    }
+
+    /// Why the engine itself will start it again after its process exits
+    /// with `exit_code`, if it will: its restart policy says so.
+    pub fn engine_restarts(&self, exit_code: Option<i64>) -> Option<String> {
+        let p = self.restart_policy.as_ref()?;
+        match p.name.as_str() {
+            "always" | "unless-stopped" => Some(format!("its restart policy is {:?}", p.name)),
+            "on-failure" if exit_code != Some(0) => {
+                if p.max_retries <= 0 {
+                    Some("its restart policy is \"on-failure\" with no retry limit".into())
+                } else if self.restart_count < p.max_retries {
+                    Some(format!(
+                        "its restart policy is \"on-failure:{}\" and it was restarted {} time(s)",
+                        p.max_retries, self.restart_count
+                    ))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The container whose network it shares (`container:ID` network mode).
+    pub fn network_container(&self) -> Option<&str> {
+        self.network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("container:"))
+            .filter(|id| !id.is_empty())
+    }
+}
+
+/// A restart policy (`HostConfig.RestartPolicy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    /// `always`, `unless-stopped`, `on-failure`.
+    pub name: String,
+    /// For `on-failure`: at most this many restarts (0: no limit).
+    pub max_retries: i64,
 }
 
 /// What happened to a container.
@@ -116,4 +191,8 @@ pub struct ContainerEvent {
     pub engine_time_ns: i64,
     /// Whether it came from the event stream (false: inferred by polling).
     pub from_stream: bool,
+    /// What inspecting it right after the event said, when the source did
+    /// (`die`: its restart policy decides who restarts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspected: Option<Box<ContainerInfo>>,
 }

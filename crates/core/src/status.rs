@@ -190,6 +190,9 @@ pub struct HealSummary {
     pub outcomes: Vec<(String, String, u64)>,
     /// Skips by the guard's reason since start.
     pub skipped: Vec<(String, u64)>,
+    /// Container labels that could not be used (and are ignored).
+    #[serde(default)]
+    pub label_problems: Vec<crate::autoheal::LabelProblem>,
 }
 
 /// One series in `GET /api/v1/series`.

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use aegis_core::container::{ContainerHealth, ContainerInfo};
+use aegis_core::container::{ContainerHealth, ContainerInfo, RestartPolicy};
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 pub use bollard::Docker;
 
@@ -74,6 +74,24 @@ pub fn info_of(id: &str, c: bollard::models::ContainerInspectResponse) -> Contai
             .as_ref()
             .and_then(|cfg| cfg.image.clone())
             .unwrap_or_default(),
+        restart_policy: c
+            .host_config
+            .as_ref()
+            .and_then(|h| h.restart_policy.as_ref())
+            .and_then(|p| {
+                let name = p.name.map(|n| n.to_string()).unwrap_or_default();
+                (!name.is_empty() && name != "no").then(|| RestartPolicy {
+                    name,
+                    max_retries: p.maximum_retry_count.unwrap_or(0),
+                })
+            }),
+        network_mode: c.host_config.as_ref().and_then(|h| h.network_mode.clone()),
+        started_at_ms: state
+            .and_then(|s| s.started_at.as_deref())
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+            .filter(|ms| *ms > 0),
         labels: c.config.and_then(|cfg| cfg.labels).unwrap_or_default(),
     }
 }

@@ -158,6 +158,9 @@ impl Agent {
         // Healing: the engine, its records to the store, what earlier
         // runs did (cooldowns, rate limits, the budget and the breakers
         // survive a restart, or a crash loop, of the agent).
+        // The containers as last seen: the Docker source writes, container
+        // checks and healing (labels, dependencies, restart policies) read.
+        let (view_tx, containers) = tokio::sync::watch::channel(Arc::new(Vec::new()));
         let engine_config = engine_config(&config);
         let env = EngineEnv {
             clock: Arc::clone(&clock),
@@ -173,6 +176,7 @@ impl Agent {
             }),
             notifier: Some(notifier.clone()),
             next_incident,
+            inventory: config.docker.enabled.then(|| containers.clone()),
         };
         let (mut engine, heal) = Engine::new(
             engine_config,
@@ -236,9 +240,6 @@ impl Agent {
             .with_heartbeat(heartbeat_tx);
         let sink_for_checks = sink.clone();
 
-        // The containers as last seen: the Docker source writes, container
-        // checks read.
-        let (view_tx, containers) = tokio::sync::watch::channel(Arc::new(Vec::new()));
         if config.docker.enabled {
             let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(CONTAINER_EVENTS);
             parts.push((
