@@ -110,18 +110,35 @@ impl ContainerInfo {
     }
 
     /// Why the engine itself will start it again after its process exits
-    /// with `exit_code`, if it will: its restart policy says so.
-    pub fn engine_restarts(&self, exit_code: Option<i64>) -> Option<String> {
+    /// with `exit_code`, if it will: its restart policy says so. `fresh`:
+    /// this was inspected just after the exit, so its state is the
+    /// engine's own decision (Docker counts the restart and marks the
+    /// container `restarting` before it reports the exit).
+    pub fn engine_restarts(&self, exit_code: Option<i64>, fresh: bool) -> Option<String> {
         let p = self.restart_policy.as_ref()?;
+        let policy = if p.name == "on-failure" && p.max_retries > 0 {
+            format!("\"on-failure:{}\"", p.max_retries)
+        } else {
+            format!("{:?}", p.name)
+        };
+        if fresh && matches!(self.state.as_str(), "restarting" | "running") {
+            return Some(format!(
+                "its restart policy is {policy} and the engine is restarting it (restart {})",
+                self.restart_count
+            ));
+        }
         match p.name.as_str() {
-            "always" | "unless-stopped" => Some(format!("its restart policy is {:?}", p.name)),
+            "always" | "unless-stopped" => Some(format!("its restart policy is {policy}")),
+            // Inspected after the exit and not restarting: the engine has
+            // used up the retries (or the exit was a success).
+            "on-failure" if fresh => None,
             "on-failure" if exit_code != Some(0) => {
                 if p.max_retries <= 0 {
                     Some("its restart policy is \"on-failure\" with no retry limit".into())
                 } else if self.restart_count < p.max_retries {
                     Some(format!(
-                        "its restart policy is \"on-failure:{}\" and it was restarted {} time(s)",
-                        p.max_retries, self.restart_count
+                        "its restart policy is {policy} and it was restarted {} time(s)",
+                        self.restart_count
                     ))
                 } else {
                     None
@@ -195,4 +212,50 @@ pub struct ContainerEvent {
     /// (`die`: its restart policy decides who restarts it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inspected: Option<Box<ContainerInfo>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_policy(name: &str, max: i64, state: &str, count: i64) -> ContainerInfo {
+        let mut c = ContainerInfo::named("id", "c");
+        c.restart_policy = Some(RestartPolicy {
+            name: name.into(),
+            max_retries: max,
+        });
+        c.state = state.into();
+        c.restart_count = count;
+        c
+    }
+
+    #[test]
+    fn the_engine_restarts_what_its_policy_says() {
+        assert!(ContainerInfo::named("id", "c")
+            .engine_restarts(Some(1), true)
+            .is_none());
+        // Docker marks the container restarting before it reports the exit.
+        let r = with_policy("on-failure", 1, "restarting", 1).engine_restarts(Some(3), true);
+        assert!(r.is_some_and(|r| r.contains("on-failure:1")));
+        // Inspected after the exit and not restarting: retries used up.
+        assert!(with_policy("on-failure", 1, "exited", 1)
+            .engine_restarts(Some(3), true)
+            .is_none());
+        // Not inspected: the policy and the count decide.
+        assert!(with_policy("on-failure", 2, "running", 1)
+            .engine_restarts(Some(3), false)
+            .is_some());
+        assert!(with_policy("on-failure", 2, "running", 2)
+            .engine_restarts(Some(3), false)
+            .is_none());
+        assert!(with_policy("on-failure", 0, "exited", 0)
+            .engine_restarts(Some(0), false)
+            .is_none());
+        assert!(with_policy("always", 0, "exited", 0)
+            .engine_restarts(Some(0), true)
+            .is_some());
+        assert!(with_policy("unless-stopped", 0, "exited", 0)
+            .engine_restarts(None, false)
+            .is_some());
+    }
 }

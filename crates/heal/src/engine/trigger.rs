@@ -338,7 +338,7 @@ impl Engine {
             return;
         }
         if let EventKind::Die { exit_code } = &e.kind {
-            if let Some(policy) = info.engine_restarts(*exit_code) {
+            if let Some(policy) = info.engine_restarts(*exit_code, e.inspected.is_some()) {
                 let why = format!(
                     "{how} {what}; left to the container engine, which restarts {} itself: {policy}",
                     e.name
