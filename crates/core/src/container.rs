@@ -74,6 +74,64 @@ pub struct ContainerInfo {
     /// When its current run started, Unix ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at_ms: Option<i64>,
+    /// Its health check, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthcheckSpec>,
+    /// When its health check last finished, Unix ms (the newest entry of
+    /// the engine's health log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_checked_ms: Option<i64>,
+}
+
+/// Why `address` cannot name a container engine, if it cannot: a Unix
+/// socket (`unix:///path`) or TCP (`tcp://host:port`, `http://...`).
+pub fn address_problem(address: &str) -> Option<String> {
+    match address.split_once("://") {
+        Some(("unix", path)) if path.starts_with('/') => None,
+        Some(("tcp" | "http", rest)) if !rest.is_empty() => None,
+        _ => Some(format!(
+            "{address:?} is not an engine address (unix:///path/to.sock, tcp://host:port)"
+        )),
+    }
+}
+
+/// A container's own health check, as the engine holds it (`None`: the
+/// engine's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthcheckSpec {
+    /// Between two runs.
+    pub interval_ms: Option<i64>,
+    /// One run at most.
+    pub timeout_ms: Option<i64>,
+    /// Failures in this time after the start do not count.
+    pub start_period_ms: Option<i64>,
+    /// Failures in a row that make it unhealthy.
+    pub retries: Option<i64>,
+}
+
+impl HealthcheckSpec {
+    /// The interval, or the engines' default of 30 s.
+    pub fn interval(&self) -> std::time::Duration {
+        ms_or(self.interval_ms, 30_000)
+    }
+
+    /// The timeout, or the engines' default of 30 s.
+    pub fn timeout(&self) -> std::time::Duration {
+        ms_or(self.timeout_ms, 30_000)
+    }
+
+    /// The start period, or none.
+    pub fn start_period(&self) -> std::time::Duration {
+        ms_or(self.start_period_ms, 0)
+    }
+}
+
+fn ms_or(ms: Option<i64>, default: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(
+        ms.and_then(|m| u64::try_from(m).ok())
+            .filter(|m| *m > 0)
+            .unwrap_or(default),
+    )
 }
 
 impl ContainerInfo {
@@ -91,6 +149,8 @@ impl ContainerInfo {
             restart_policy: None,
             network_mode: None,
             started_at_ms: None,
+            healthcheck: None,
+            health_checked_ms: None,
         }
     }
 

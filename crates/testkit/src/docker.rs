@@ -78,6 +78,7 @@ pub struct Web {
     network: String,
     port: u16,
     restart: Option<String>,
+    image: String,
 }
 
 impl Web {
@@ -89,6 +90,7 @@ impl Web {
             network: "none".into(),
             port: 8080,
             restart: None,
+            image: IMAGE.to_string(),
         }
     }
 
@@ -117,9 +119,15 @@ impl Web {
         self
     }
 
-    /// Runs it (with `docker run -d`); panics with the engine's answer when
-    /// it cannot.
-    pub fn run(&self) {
+    /// The image (the Docker test image unless set).
+    pub fn image(mut self, image: &str) -> Self {
+        self.image = image.to_string();
+        self
+    }
+
+    /// The arguments of `run` for it, with `extra` options before the
+    /// image (an engine's own: Podman's ulimits).
+    pub fn run_args(&self, extra: &[&str]) -> Vec<String> {
         let health = format!(
             "test ! -e /sick && wget -q -O /dev/null http://127.0.0.1:{}/health",
             self.port
@@ -129,26 +137,42 @@ impl Web {
              while [ ! -e /die ]; do sleep 0.2; done; rm -f /die; exit 3",
             self.port
         );
-        let mut args: Vec<&str> = vec!["run", "-d", "--name", &self.name, "--init"];
-        args.extend(["--network", &self.network]);
+        let mut args: Vec<String> = ["run", "-d", "--name", &self.name, "--init"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        args.extend(["--network".to_string(), self.network.clone()]);
         if let Some(policy) = &self.restart {
-            args.extend(["--restart", policy]);
+            args.extend(["--restart".to_string(), policy.clone()]);
         }
         for l in &self.labels {
-            args.extend(["--label", l]);
+            args.extend(["--label".to_string(), l.clone()]);
         }
-        args.extend([
-            "--health-cmd",
-            &health,
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "2",
-            IMAGE,
-            "sh",
-            "-c",
-            &script,
-        ]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(
+            [
+                "--health-cmd",
+                &health,
+                "--health-interval",
+                "1s",
+                "--health-retries",
+                "2",
+                &self.image,
+                "sh",
+                "-c",
+                &script,
+            ]
+            .iter()
+            .map(|a| a.to_string()),
+        );
+        args
+    }
+
+    /// Runs it (with `docker run -d`); panics with the engine's answer when
+    /// it cannot.
+    pub fn run(&self) {
+        let args = self.run_args(&[]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (ok, out) = docker(&args);
         assert!(ok, "docker run {}: {out}", self.name);
     }

@@ -172,7 +172,7 @@ impl Agent {
                 deny_processes: config.heal.deny_processes.clone(),
                 root: "/".into(),
                 processes: heal::process_finder(&config),
-                containers: Arc::new(Containers::new()),
+                containers: Arc::new(Containers::at(config.docker.host.clone())),
             }),
             notifier: Some(notifier.clone()),
             next_incident,
@@ -251,6 +251,8 @@ impl Agent {
                         reconnect: BackoffPolicy::doubling(DOCKER_RECONNECT.0, DOCKER_RECONNECT.1)
                             .with_jitter(0.2),
                         max_containers: MAX_CONTAINERS,
+                        host: config.docker.host.clone(),
+                        autoheal_label: config.docker.autoheal_label.clone(),
                     },
                     Arc::clone(&clock),
                     sink.clone(),
