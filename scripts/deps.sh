@@ -31,6 +31,9 @@ ensure_test_dependencies() {
   apt_install iproute2 curl systemd
   # A real SMTP server for the email receiver's test.
   apt_install python3-aiosmtpd
+  # Podman for the container tests on it (runc comes with docker.io;
+  # catatonit is its --init).
+  apt_install podman catatonit
   # A Docker engine (reused if one answers) and the locally built test image.
   # shellcheck source=scripts/docker-engine.sh
   source "$(dirname "${BASH_SOURCE[0]}")/docker-engine.sh"

@@ -17,6 +17,7 @@ use aegis_core::backoff::{entropy_seed, BackoffPolicy};
 use aegis_core::counter::{CounterTracker, Step};
 use aegis_core::status::SourceState;
 use aegis_core::{Clock, Family, Observation, Reading, SeriesKey};
+use aegis_docker::{Engine, Flavour};
 use bollard::query_parameters::{EventsOptions, StatsOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -91,6 +92,12 @@ pub struct DockerConfig {
     pub reconnect: BackoffPolicy,
     /// Containers watched at most.
     pub max_containers: usize,
+    /// The engine's address (`docker.host`); none: looked for where
+    /// Docker's and Podman's sockets usually are.
+    pub host: Option<String>,
+    /// The label that opts a container in to healing: the containers
+    /// whose own health checks the agent runs when the engine does not.
+    pub autoheal_label: String,
 }
 
 /// Stats requests in flight at once during one poll.
@@ -130,6 +137,7 @@ pub fn parse_event(msg: &bollard::models::EventMessage) -> Option<ContainerEvent
             .time_nano
             .unwrap_or_else(|| msg.time.unwrap_or(0).saturating_mul(1_000_000_000)),
         from_stream: true,
+        inspected: None,
     })
 }
 
@@ -210,6 +218,7 @@ impl Poller {
                     kind: EventKind::Health { status },
                     engine_time_ns: asked_ms.saturating_mul(1_000_000),
                     from_stream: false,
+                    inspected: None,
                 };
                 if self.events.send(event).await.is_err() {
                     return Err("the container event channel closed".into());
@@ -336,15 +345,15 @@ pub async fn run_docker(
         config,
     };
     loop {
-        let docker = tokio::select! {
+        let engine = tokio::select! {
             _ = cancel.cancelled() => return,
-            d = aegis_docker::connect() => d,
+            d = aegis_docker::connect(poller.config.host.as_deref()) => d,
         };
-        let docker = match docker {
-            Ok(d) => {
-                tracing::info!(engine = %aegis_docker::engine_address(), "connected to the Docker engine");
+        let engine = match engine {
+            Ok(e) => {
+                tracing::info!(engine = %e.describe(), "connected to the container engine");
                 backoff.reset();
-                d
+                e
             }
             Err(why) => {
                 poller.unavailable(&why.0);
@@ -355,7 +364,7 @@ pub async fn run_docker(
                 continue;
             }
         };
-        let why = poller.connected(&docker, &cancel).await;
+        let why = poller.connected(&engine, &cancel).await;
         if cancel.is_cancelled() {
             return;
         }
@@ -389,7 +398,26 @@ async fn forward_events(
     loop {
         match stream.next().await {
             Some(Ok(msg)) => {
-                if let Some(event) = parse_event(&msg) {
+                let parsed = match parse_event(&msg) {
+                    Some(e) => Some(e),
+                    // Podman's `health_status` carries the status in a
+                    // field of its own: read it from the container.
+                    None if msg.action.as_deref() == Some("health_status") => {
+                        health_from_inspection(&docker, &msg).await
+                    }
+                    None => None,
+                };
+                if let Some(mut event) = parsed {
+                    if matches!(event.kind, EventKind::Die { .. }) {
+                        // Its restart policy says whether the engine
+                        // restarts it itself: read it now, while it is news.
+                        let look = aegis_docker::inspect(&docker, &event.id);
+                        if let Ok(Ok(Some(info))) =
+                            tokio::time::timeout(Duration::from_secs(2), look).await
+                        {
+                            event.inspected = Some(Box::new(info));
+                        }
+                    }
                     tracing::debug!(container = %event.name, kind = ?event.kind, "container event");
                     if events.send(event).await.is_err() {
                         return "the container event channel closed".into();
@@ -400,6 +428,33 @@ async fn forward_events(
             None => return "Docker event stream ended".into(),
         }
     }
+}
+
+/// A health event for the container of `msg`, with the status its
+/// inspection gives (`None` if it cannot be inspected or has no check).
+async fn health_from_inspection(
+    docker: &Docker,
+    msg: &bollard::models::EventMessage,
+) -> Option<ContainerEvent> {
+    let id = msg.actor.as_ref()?.id.clone()?;
+    let look = aegis_docker::inspect(docker, &id);
+    let info = match tokio::time::timeout(Duration::from_secs(2), look).await {
+        Ok(Ok(Some(info))) => info,
+        _ => return None,
+    };
+    Some(ContainerEvent {
+        id: info.id.clone(),
+        name: info.name.clone(),
+        kind: EventKind::Health {
+            status: info.health?,
+        },
+        labels: info.labels,
+        engine_time_ns: msg
+            .time_nano
+            .unwrap_or_else(|| msg.time.unwrap_or(0).saturating_mul(1_000_000_000)),
+        from_stream: true,
+        inspected: None,
+    })
 }
 
 impl Poller {
@@ -418,13 +473,27 @@ impl Poller {
     }
 
     /// Serves one connection until it breaks; returns why it broke.
-    async fn connected(&mut self, docker: &Docker, cancel: &CancellationToken) -> String {
+    async fn connected(&mut self, engine: &Engine, cancel: &CancellationToken) -> String {
+        let docker = &engine.client;
+        let podman = engine.flavour == Flavour::Podman;
+        self.health.set_detail(Some(engine.describe()));
         let since_ms = self.clock.wall_ms();
         let mut stream = tokio::spawn(forward_events(
             docker.clone(),
             self.events.clone(),
             since_ms,
         ));
+        // Podman may not run health checks at all (no systemd timers):
+        // the agent runs those of opted-in containers itself.
+        let runs = podman.then(|| {
+            tokio::spawn(crate::health_runs::run(
+                engine.clone(),
+                self.config.autoheal_label.clone(),
+                self.view.subscribe(),
+                Arc::clone(&self.clock),
+                self.health.clone(),
+            ))
+        });
         self.catch_up = true;
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -438,11 +507,17 @@ impl Poller {
                     if let Err(e) = self.poll(docker).await {
                         break e;
                     }
-                    self.catch_up = false;
+                    // Podman's event stream reports a health status that
+                    // can lag its own record: every poll may catch up.
+                    self.catch_up = podman;
                 }
             }
         };
         stream.abort();
+        if let Some(runs) = runs {
+            runs.abort();
+        }
+        self.health.set_detail(None);
         why
     }
 }

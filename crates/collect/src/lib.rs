@@ -19,6 +19,7 @@
 
 pub mod check;
 pub mod docker;
+pub mod health_runs;
 pub mod host;
 pub mod process;
 pub mod runner;

@@ -49,7 +49,13 @@ impl SourceHealth {
             errors: 0,
             last_error: None,
             last_observations: 0,
+            detail: None,
         })))
+    }
+
+    /// Says what the source is connected to and doing (`None`: nothing).
+    pub fn set_detail(&self, detail: Option<String>) {
+        self.update(|h| h.detail = detail);
     }
 
     /// A copy of the current health.

@@ -672,7 +672,7 @@ async fn container_checks_catch_a_crash_loop_on_the_real_engine() {
         "-c",
         "sleep 0.3; exit 3",
     ]));
-    let engine = aegis_docker::connect().await.expect("engine");
+    let engine = aegis_docker::connect(None).await.expect("engine").client;
     let (tx, rx) = watch::channel(Arc::new(Vec::new()));
     let mut c = check("crashy", CheckKind::Container);
     c.container = Some(name.clone());

@@ -7,6 +7,7 @@
 //! the other crates build on these types.
 
 pub mod action;
+pub mod autoheal;
 pub mod backoff;
 pub mod breaker;
 pub mod check;

@@ -43,6 +43,10 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
     /// Observations emitted by the last collection.
     pub last_observations: usize,
+    /// What it is connected to and doing, when there is more to say
+    /// (`Podman 4.3.1 at unix:///run/podman/podman.sock; ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Fill level and drops of one bounded buffer.
@@ -190,6 +194,9 @@ pub struct HealSummary {
     pub outcomes: Vec<(String, String, u64)>,
     /// Skips by the guard's reason since start.
     pub skipped: Vec<(String, u64)>,
+    /// Container labels that could not be used (and are ignored).
+    #[serde(default)]
+    pub label_problems: Vec<crate::autoheal::LabelProblem>,
 }
 
 /// One series in `GET /api/v1/series`.

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use aegis_core::container::{ContainerHealth, ContainerInfo};
+use aegis_core::container::{ContainerHealth, ContainerInfo, HealthcheckSpec, RestartPolicy};
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 pub use bollard::Docker;
 
@@ -23,29 +23,219 @@ impl std::fmt::Display for Unavailable {
 
 impl std::error::Error for Unavailable {}
 
-/// Connects to the engine named by `DOCKER_HOST`, or the local socket, and
-/// agrees on an API version.
-pub async fn connect() -> Result<Docker, Unavailable> {
-    let docker = Docker::connect_with_local_defaults()
-        .map_err(|e| Unavailable(format!("no Docker client: {e} ({})", engine_address())))?;
-    let docker = docker.negotiate_version().await.map_err(|e| {
-        Unavailable(format!(
-            "Docker engine unreachable: {e} ({})",
-            engine_address()
-        ))
-    })?;
-    docker.ping().await.map_err(|e| {
-        Unavailable(format!(
-            "Docker engine unreachable: {e} ({})",
-            engine_address()
-        ))
-    })?;
-    Ok(docker)
+/// Which engine answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// Docker (or anything else speaking its API).
+    Docker,
+    /// Podman's Docker-compatible service.
+    Podman,
 }
 
-/// Where the engine is expected, for messages.
-pub fn engine_address() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
+impl Flavour {
+    /// Its name, for messages.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Docker => "Docker",
+            Self::Podman => "Podman",
+        }
+    }
+}
+
+/// A connected engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// The API client.
+    pub client: Docker,
+    /// Docker or Podman.
+    pub flavour: Flavour,
+    /// The engine's version.
+    pub version: String,
+    /// Where it answered (`unix:///run/podman/podman.sock`...).
+    pub address: String,
+}
+
+impl Engine {
+    /// `Podman 4.3.1 at unix:///run/podman/podman.sock`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} at {}",
+            self.flavour.as_str(),
+            self.version,
+            self.address
+        )
+    }
+}
+
+/// Docker's default socket.
+pub const DOCKER_SOCKET: &str = "unix:///var/run/docker.sock";
+/// Podman's rootful socket.
+pub const PODMAN_SOCKET: &str = "unix:///run/podman/podman.sock";
+
+/// Where an engine is looked for, in order: `host` when configured (only
+/// it); else `DOCKER_HOST` (only it); else Docker's socket, then Podman's
+/// rootful one, then the rootless one under `XDG_RUNTIME_DIR`.
+pub fn candidates(host: Option<&str>) -> Vec<String> {
+    if let Some(h) = host.map(str::trim).filter(|h| !h.is_empty()) {
+        return vec![h.to_string()];
+    }
+    if let Some(h) = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+    {
+        return vec![h.trim().to_string()];
+    }
+    let mut out = vec![DOCKER_SOCKET.to_string(), PODMAN_SOCKET.to_string()];
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        out.push(format!(
+            "unix://{}",
+            dir.join("podman/podman.sock").display()
+        ));
+    }
+    out
+}
+
+fn client_for(address: &str) -> Result<Docker, String> {
+    if let Some(why) = aegis_core::container::address_problem(address) {
+        return Err(why);
+    }
+    let made = if let Some(path) = address.strip_prefix("unix://") {
+        if !std::path::Path::new(path).exists() {
+            return Err("no such socket".into());
+        }
+        Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_http(address, 120, bollard::API_DEFAULT_VERSION)
+    };
+    made.map_err(|e| format!("no client: {e}"))
+}
+
+async fn try_connect(address: &str) -> Result<Engine, String> {
+    let client = client_for(address)?;
+    let client = client
+        .negotiate_version()
+        .await
+        .map_err(|e| format!("unreachable: {e}"))?;
+    client
+        .ping()
+        .await
+        .map_err(|e| format!("unreachable: {e}"))?;
+    let version = client
+        .version()
+        .await
+        .map_err(|e| format!("no version: {e}"))?;
+    let podman = version
+        .components
+        .iter()
+        .flatten()
+        .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+    Ok(Engine {
+        client,
+        flavour: if podman {
+            Flavour::Podman
+        } else {
+            Flavour::Docker
+        },
+        version: version
+            .version
+            .unwrap_or_else(|| "(unknown version)".into()),
+        address: address.to_string(),
+    })
+}
+
+/// Connects to the first engine of [`candidates`] that answers, and agrees
+/// on an API version; says what each one did when none does.
+pub async fn connect(host: Option<&str>) -> Result<Engine, Unavailable> {
+    let mut tried = Vec::new();
+    for address in candidates(host) {
+        match try_connect(&address).await {
+            Ok(engine) => return Ok(engine),
+            Err(why) => tried.push(format!("{address}: {why}")),
+        }
+    }
+    Err(Unavailable(format!(
+        "no container engine answered ({})",
+        tried.join("; ")
+    )))
+}
+
+/// Runs the health check of container `id` once through Podman's own API
+/// (`GET /libpod/containers/{id}/healthcheck`), which records the result
+/// as the engine's own: for a Podman whose timers do not run them (no
+/// systemd). Waits at most `timeout`.
+pub async fn run_health_check(
+    engine: &Engine,
+    id: &str,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    let path = format!("/v4.0.0/libpod/containers/{id}/healthcheck");
+    let answer = tokio::time::timeout(timeout, raw_get(&engine.address, &path))
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))??;
+    match answer {
+        (200, _) => Ok(()),
+        (status, body) => Err(format!(
+            "the engine answered {status}: {}",
+            body.trim().chars().take(300).collect::<String>()
+        )),
+    }
+}
+
+/// One `GET` on the engine's socket, outside the Docker API client (which
+/// knows only Docker's routes): the status and the body.
+async fn raw_get(address: &str, path: &str) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\r\n");
+    let mut reply = Vec::new();
+    if let Some(socket) = address.strip_prefix("unix://") {
+        let mut s = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| format!("connecting to {address}: {e}"))?;
+        s.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        s.take(1 << 20)
+            .read_to_end(&mut reply)
+            .await
+            .map_err(|e| e.to_string())?;
+    } else {
+        let host = address
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/'))
+            .unwrap_or(address);
+        let mut s = tokio::net::TcpStream::connect(host)
+            .await
+            .map_err(|e| format!("connecting to {address}: {e}"))?;
+        s.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        s.take(1 << 20)
+            .read_to_end(&mut reply)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    parse_reply(&reply)
+}
+
+/// The status and body of an HTTP/1.1 reply read to its end.
+fn parse_reply(reply: &[u8]) -> Result<(u16, String), String> {
+    let text = String::from_utf8_lossy(reply);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| "the engine's reply has no end of headers".to_string())?;
+    let status = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| {
+            format!(
+                "the engine's reply has no status line: {:?}",
+                head.lines().next().unwrap_or("")
+            )
+        })?;
+    Ok((status, body.to_string()))
 }
 
 /// What the engine's inspection says of a container.
@@ -74,8 +264,60 @@ pub fn info_of(id: &str, c: bollard::models::ContainerInspectResponse) -> Contai
             .as_ref()
             .and_then(|cfg| cfg.image.clone())
             .unwrap_or_default(),
+        restart_policy: c
+            .host_config
+            .as_ref()
+            .and_then(|h| h.restart_policy.as_ref())
+            .and_then(|p| {
+                let name = p.name.map(|n| n.to_string()).unwrap_or_default();
+                (!name.is_empty() && name != "no").then(|| RestartPolicy {
+                    name,
+                    max_retries: p.maximum_retry_count.unwrap_or(0),
+                })
+            }),
+        network_mode: c.host_config.as_ref().and_then(|h| h.network_mode.clone()),
+        started_at_ms: state
+            .and_then(|s| s.started_at.as_deref())
+            .and_then(rfc3339_ms),
+        healthcheck: c
+            .config
+            .as_ref()
+            .and_then(|cfg| cfg.healthcheck.as_ref())
+            .filter(|h| {
+                h.test
+                    .as_ref()
+                    .and_then(|t| t.first())
+                    .is_some_and(|first| first != "NONE")
+            })
+            .map(|h| {
+                let ms = |ns: Option<i64>| ns.filter(|n| *n > 0).map(|n| n / 1_000_000);
+                HealthcheckSpec {
+                    interval_ms: ms(h.interval),
+                    timeout_ms: ms(h.timeout),
+                    start_period_ms: ms(h.start_period),
+                    retries: h.retries.filter(|r| *r > 0),
+                }
+            }),
+        health_checked_ms: state
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.log.as_ref())
+            .and_then(|log| {
+                log.iter()
+                    .filter_map(|r| r.end.as_deref().and_then(rfc3339_ms))
+                    .max()
+            }),
         labels: c.config.and_then(|cfg| cfg.labels).unwrap_or_default(),
     }
+}
+
+/// An RFC 3339 time as Unix ms (`None` for the zero time engines use for
+/// "never").
+fn rfc3339_ms(t: &str) -> Option<i64> {
+    humantime::parse_rfc3339_weak(t)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .filter(|ms| *ms > 0)
 }
 
 /// Inspects one container; `Ok(None)` when it does not exist.
@@ -120,11 +362,65 @@ pub async fn list(docker: &Docker, max: usize) -> Result<Vec<ContainerInfo>, Str
 }
 
 /// The labels of an event's actor, without the attributes the engine adds
-/// beside them (`name`, `image`, `exitCode`, `signal`).
+/// beside them (`name`, `image`, `exitCode`, `signal`; Podman's
+/// `containerExitCode`, `podId`).
 pub fn labels_of_event(attributes: &HashMap<String, String>) -> HashMap<String, String> {
     let mut labels = attributes.clone();
-    for k in ["name", "image", "exitCode", "signal"] {
+    for k in [
+        "name",
+        "image",
+        "exitCode",
+        "signal",
+        "containerExitCode",
+        "podId",
+    ] {
         labels.remove(k);
     }
     labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configured_host_is_the_only_place_looked_at() {
+        assert_eq!(
+            candidates(Some("unix:///run/podman/podman.sock")),
+            vec!["unix:///run/podman/podman.sock".to_string()]
+        );
+        // Without one (and without DOCKER_HOST, which a test cannot unset
+        // safely), Docker's socket comes first and Podman's after it.
+        if std::env::var_os("DOCKER_HOST").is_none() {
+            let found = candidates(None);
+            assert_eq!(found[0], DOCKER_SOCKET);
+            assert_eq!(found[1], PODMAN_SOCKET);
+        }
+    }
+
+    #[test]
+    fn replies_are_read_for_their_status_and_body() {
+        assert_eq!(
+            parse_reply(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"Status\":\"healthy\"}"),
+            Ok((200, "{\"Status\":\"healthy\"}".to_string()))
+        );
+        assert_eq!(
+            parse_reply(b"HTTP/1.1 409 Conflict\r\n\r\ncontainer is not running"),
+            Ok((409, "container is not running".to_string()))
+        );
+        assert!(parse_reply(b"garbage").is_err());
+        assert!(parse_reply(b"HTTP/1.1 abc\r\n\r\n").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_is_said_to_be_missing() {
+        let err = connect(Some("unix:///nonexistent/engine.sock"))
+            .await
+            .expect_err("no engine there");
+        assert!(err.0.contains("no such socket"), "{err}");
+        let err = connect(Some("docker.sock"))
+            .await
+            .expect_err("not an address");
+        assert!(err.0.contains("not an engine address"), "{err}");
+    }
 }

@@ -110,6 +110,13 @@ impl Policy {
 
     /// The first rule that matches the symptom.
     pub fn decide(&self, symptom: &Symptom) -> Option<&RuleConfig> {
+        if let Symptom::Container { labels, .. } = symptom {
+            // `aegis.autoheal=false` opts out of every rule, however many
+            // containers it matches.
+            if labels.get(&self.autoheal_label).map(|v| v.trim()) == Some("false") {
+                return None;
+            }
+        }
         self.rules.iter().find(|r| matches(r, symptom))
     }
 }
@@ -191,6 +198,32 @@ mod tests {
                 component: "spike".into(),
                 severity: Severity::Critical
             })
+            .is_none());
+    }
+
+    #[test]
+    fn an_opted_out_container_is_left_alone_by_a_rule_that_matches_all() {
+        let rule = RuleConfig {
+            name: "all".into(),
+            on: RuleTrigger::ContainerUnhealthy,
+            container: Some("*".parse().expect("glob")),
+            label: None,
+            series: None,
+            component: None,
+            min_severity: None,
+            check: None,
+            actions: vec![],
+        };
+        let p = Policy::new(vec![rule], "aegis.autoheal");
+        assert!(p
+            .decide(&container(RuleTrigger::ContainerUnhealthy, "web", &[]))
+            .is_some());
+        assert!(p
+            .decide(&container(
+                RuleTrigger::ContainerUnhealthy,
+                "web",
+                &[("aegis.autoheal", "false")]
+            ))
             .is_none());
     }
 

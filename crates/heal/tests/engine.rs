@@ -267,6 +267,7 @@ fn event(kind: EventKind) -> Trigger {
         kind,
         engine_time_ns: 0,
         from_stream: true,
+        inspected: None,
     })
 }
 
@@ -539,6 +540,7 @@ async fn incidents_waiting_for_a_slot_are_served_in_order_and_never_given_up() {
             },
             engine_time_ns: 0,
             from_stream: true,
+            inspected: None,
         })));
     }
     let started = |r: &[ActionRecord], n: &str| {

@@ -13,6 +13,7 @@
 pub mod docker;
 pub mod http;
 pub mod need;
+pub mod podman;
 pub mod process;
 pub mod wait;
 

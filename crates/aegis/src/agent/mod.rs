@@ -158,6 +158,9 @@ impl Agent {
         // Healing: the engine, its records to the store, what earlier
         // runs did (cooldowns, rate limits, the budget and the breakers
         // survive a restart, or a crash loop, of the agent).
+        // The containers as last seen: the Docker source writes, container
+        // checks and healing (labels, dependencies, restart policies) read.
+        let (view_tx, containers) = tokio::sync::watch::channel(Arc::new(Vec::new()));
         let engine_config = engine_config(&config);
         let env = EngineEnv {
             clock: Arc::clone(&clock),
@@ -169,10 +172,11 @@ impl Agent {
                 deny_processes: config.heal.deny_processes.clone(),
                 root: "/".into(),
                 processes: heal::process_finder(&config),
-                containers: Arc::new(Containers::new()),
+                containers: Arc::new(Containers::at(config.docker.host.clone())),
             }),
             notifier: Some(notifier.clone()),
             next_incident,
+            inventory: config.docker.enabled.then(|| containers.clone()),
         };
         let (mut engine, heal) = Engine::new(
             engine_config,
@@ -236,9 +240,6 @@ impl Agent {
             .with_heartbeat(heartbeat_tx);
         let sink_for_checks = sink.clone();
 
-        // The containers as last seen: the Docker source writes, container
-        // checks read.
-        let (view_tx, containers) = tokio::sync::watch::channel(Arc::new(Vec::new()));
         if config.docker.enabled {
             let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(CONTAINER_EVENTS);
             parts.push((
@@ -250,6 +251,8 @@ impl Agent {
                         reconnect: BackoffPolicy::doubling(DOCKER_RECONNECT.0, DOCKER_RECONNECT.1)
                             .with_jitter(0.2),
                         max_containers: MAX_CONTAINERS,
+                        host: config.docker.host.clone(),
+                        autoheal_label: config.docker.autoheal_label.clone(),
                     },
                     Arc::clone(&clock),
                     sink.clone(),

@@ -16,6 +16,10 @@ pub struct DockerConfig {
     pub interval: Interval,
     /// The label that opts a container in to healing (`LABEL=true`).
     pub autoheal_label: String,
+    /// The engine's address (`unix:///run/podman/podman.sock`,
+    /// `tcp://127.0.0.1:2375`); unset: `DOCKER_HOST`, else Docker's socket,
+    /// then Podman's.
+    pub host: Option<String>,
 }
 
 impl Default for DockerConfig {
@@ -24,12 +28,20 @@ impl Default for DockerConfig {
             enabled: true,
             interval: Interval::secs(5),
             autoheal_label: "aegis.autoheal".to_string(),
+            host: None,
         }
     }
 }
 
 impl DockerConfig {
     pub(super) fn validate(&self, p: &mut Problems) {
+        if let Some(why) = self
+            .host
+            .as_deref()
+            .and_then(crate::container::address_problem)
+        {
+            p.check(false, "docker.host", || why);
+        }
         p.check(
             self.interval.0 >= Duration::from_millis(100)
                 && self.interval.0 <= Duration::from_secs(3600),

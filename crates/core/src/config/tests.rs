@@ -194,6 +194,8 @@ fn an_error_inside_an_inline_action_is_reported_once_at_its_place() {
 fn accepted_but_invalid_values_are_problems_with_a_line() {
     let cases: &[(&str, &str)] = &[
         ("[docker]\ninterval = \"0s\"\n", "docker.interval"),
+        ("[docker]\nhost = \"/var/run/docker.sock\"\n", "docker.host"),
+        ("[docker]\nhost = \"unix://relative.sock\"\n", "docker.host"),
         ("[[heal.rules]]\nname = \"r\"\non = \"anomaly\"\nactions = [{ kind = \"command\", argv = [] }]\n", "heal.rules.0.actions.0.argv"),
         ("[[heal.rules]]\nname = \"r\"\non = \"anomaly\"\nactions = [{ kind = \"command\", argv = [\"\"] }]\n", "heal.rules.0.actions.0.argv"),
         ("[[heal.rules]]\nname = \"r\"\non = \"anomaly\"\nactions = [{ kind = \"signal\", pid = 1, signal = \"TERM\" }]\n", "heal.rules.0.actions.0.pid"),

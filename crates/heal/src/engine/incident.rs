@@ -63,6 +63,23 @@ pub(super) struct Incident {
 }
 
 impl Incident {
+    /// The incident `id` an opening would be, for its messages.
+    pub fn for_message(id: i64, o: &Opening) -> Self {
+        Self {
+            id,
+            key: o.key.clone(),
+            symptom: o.symptom,
+            target: o.target.clone(),
+            subject: o.subject.clone(),
+            verify: o.verify.clone(),
+            anomaly_id: o.anomaly_id,
+            ladder: o.ladder.clone(),
+            rung: 0,
+            phase: Phase::Acting,
+            event_ns: o.event_ns,
+        }
+    }
+
     /// The action of the current rung.
     pub fn action(&self) -> &'static str {
         self.ladder.get(self.rung).map_or("none", ActionSpec::name)
@@ -240,6 +257,37 @@ impl Engine {
 
     pub(super) fn close(&mut self, id: i64) {
         self.incidents.remove(id);
+        self.dependent_closed(id);
+    }
+
+    /// Records `outcome` for a trigger that opens no incident (a container
+    /// left to its engine, one blocked by a failing dependency...): the
+    /// record gets an incident number of its own, so the incidents API
+    /// shows why nothing was done.
+    pub(super) fn note_only(
+        &mut self,
+        o: Opening,
+        outcome: RecordOutcome,
+        reason: String,
+        detail: serde_json::Value,
+    ) -> i64 {
+        let inc = Incident {
+            id: self.incidents.next_id(),
+            key: o.key,
+            symptom: o.symptom,
+            target: o.target,
+            subject: o.subject,
+            verify: o.verify,
+            anomaly_id: o.anomaly_id,
+            ladder: o.ladder,
+            rung: 0,
+            phase: Phase::Acting,
+            event_ns: o.event_ns,
+        };
+        let mut detail = detail;
+        detail["symptom"] = json!(inc.symptom);
+        self.record(&inc, Step::note("none", outcome, reason).with(detail));
+        inc.id
     }
 
     pub(super) fn escalate(&mut self, id: i64) {

@@ -16,6 +16,7 @@
 
 mod attempt;
 mod checks;
+mod dependents;
 mod incident;
 mod record;
 mod trigger;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aegis_core::action::{ActionSpec, Webhook};
+use aegis_core::container::ContainerInfo;
 use aegis_core::status::{ActionRecord, HealSummary, RecordOutcome};
 use aegis_core::Clock;
 use aegis_notify::Notifier;
@@ -113,6 +115,9 @@ pub struct EngineEnv {
     pub notifier: Option<Notifier>,
     /// The first incident id of this run.
     pub next_incident: i64,
+    /// The containers as the container source last saw them (their
+    /// labels, restart policies, network modes and states), when it runs.
+    pub inventory: Option<watch::Receiver<Arc<Vec<ContainerInfo>>>>,
 }
 
 impl EngineEnv {
@@ -136,6 +141,7 @@ impl EngineEnv {
             }),
             notifier: None,
             next_incident: 1,
+            inventory: None,
         }
     }
 }
@@ -265,6 +271,8 @@ pub struct Engine {
     deliveries: record::Deliveries,
     success: HashMap<(&'static str, &'static str), (u64, u64)>,
     outcomes: HashMap<(&'static str, RecordOutcome), u64>,
+    dependents: dependents::Cascade,
+    labels: dependents::LabelProblems,
     summary: watch::Sender<HealSummary>,
 }
 
@@ -293,6 +301,8 @@ impl Engine {
                 deliveries: record::Deliveries::default(),
                 success: HashMap::new(),
                 outcomes: HashMap::new(),
+                dependents: dependents::Cascade::default(),
+                labels: dependents::LabelProblems::default(),
                 summary,
             },
             EngineHandle {
@@ -439,6 +449,7 @@ impl Engine {
     }
 
     fn publish(&mut self) {
+        self.read_inventory_labels();
         let now = self.env.clock.monotonic();
         let targets = self.guard.snapshot(now);
         let mut outcomes: Vec<(String, String, u64)> = self
@@ -470,6 +481,7 @@ impl Engine {
                 .count() as u64,
             outcomes,
             skipped,
+            label_problems: self.labels.list(),
         };
         self.summary.send_if_modified(|s| {
             if *s == summary {

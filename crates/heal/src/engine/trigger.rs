@@ -9,9 +9,10 @@
 //! opted-in container that arrives while an incident already handles it is
 //! recorded as skipped, with the incident's number, never dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use aegis_core::action::{ActionSpec, ContainerOp};
 use aegis_core::check::CheckSubject;
 use aegis_core::config::RuleTrigger;
 use aegis_core::container::{ContainerEvent, ContainerHealth, EventKind};
@@ -102,6 +103,13 @@ pub(super) struct ContainerMemory {
     /// The engine time of the last event the stream delivered: a poll that
     /// began before it reports an older state, and is ignored.
     streamed_ns: HashMap<String, i64>,
+    /// When a `start` was seen (monotonic): the start period counts from it.
+    started: HashMap<String, Duration>,
+    /// Since when an incident holds off acting on an unhealthy container
+    /// (`unhealthy_for`), by container id (monotonic).
+    held_since: HashMap<String, Duration>,
+    /// When each container's heals began (monotonic), for `max_restarts`.
+    heals: HashMap<String, VecDeque<Duration>>,
 }
 
 impl ContainerMemory {
@@ -120,6 +128,15 @@ impl ContainerMemory {
         }
         if self.streamed_ns.len() > MAX_CONTAINERS {
             self.streamed_ns.clear();
+        }
+        if self.started.len() > MAX_CONTAINERS {
+            self.started.clear();
+        }
+        if self.held_since.len() > MAX_CONTAINERS {
+            self.held_since.clear();
+        }
+        if self.heals.len() > MAX_CONTAINERS {
+            self.heals.clear();
         }
     }
 }
@@ -202,6 +219,7 @@ impl Engine {
                 // stop. A new run is a new episode.
                 self.containers.stops.remove(&e.id);
                 self.containers.health.remove(&e.id);
+                self.containers.started.insert(e.id.clone(), now);
                 return;
             }
             EventKind::Destroy => {
@@ -212,6 +230,10 @@ impl Engine {
             }
             EventKind::Health { status } => {
                 let before = self.containers.health.insert(e.id.clone(), *status);
+                if *status == ContainerHealth::Healthy {
+                    self.healthy_again(&e, now);
+                    self.unblock(&e.name);
+                }
                 if *status != ContainerHealth::Unhealthy {
                     return;
                 }
@@ -281,7 +303,7 @@ impl Engine {
             );
             return;
         }
-        let opening = Opening {
+        let mut opening = Opening {
             key,
             symptom: trigger.as_str(),
             subject: CheckSubject {
@@ -296,7 +318,185 @@ impl Engine {
             reason: format!("rule {:?}: {how} {what}", rule.name),
             hold_until: None,
         };
-        self.open(opening);
+        let settings = self.settings_of(&e.name, &e.labels);
+        let info = self.info_of(&e);
+        let skip = |engine: &mut Engine, o: Opening, why: String, detail: serde_json::Value| {
+            tracing::info!(container = %e.name, reason = %why, "not healed");
+            engine.note_only(o, RecordOutcome::Skipped, why, detail);
+        };
+        if info.paused() {
+            let why = format!(
+                "{how} {what}, but {} is paused: a paused container is never touched",
+                e.name
+            );
+            skip(
+                self,
+                opening,
+                why,
+                serde_json::json!({"left_alone": "paused"}),
+            );
+            return;
+        }
+        if let EventKind::Die { exit_code } = &e.kind {
+            if let Some(policy) = info.engine_restarts(*exit_code, e.inspected.is_some()) {
+                let why = format!(
+                    "{how} {what}; left to the container engine, which restarts {} itself: {policy}",
+                    e.name
+                );
+                let detail = serde_json::json!({
+                    "left_to": "engine",
+                    "restart_policy": info.restart_policy.as_ref().map(|p| &p.name),
+                    "restart_count": info.restart_count,
+                });
+                skip(self, opening, why, detail);
+                return;
+            }
+        }
+        if trigger == RuleTrigger::ContainerUnhealthy {
+            if let Some(period) = settings.start_period {
+                let since_start = info
+                    .started_at_ms
+                    .map(|t| {
+                        Duration::from_millis(
+                            u64::try_from(self.env.clock.wall_ms().saturating_sub(t)).unwrap_or(0),
+                        )
+                    })
+                    .or_else(|| {
+                        self.containers
+                            .started
+                            .get(&e.id)
+                            .map(|t| now.saturating_sub(*t))
+                    });
+                if let Some(age) = since_start.filter(|age| *age < period) {
+                    let why = format!(
+                        "{how} {what} {:.1}s after it started, within its start period of {}: failures then do not count",
+                        age.as_secs_f64(),
+                        humantime::format_duration(period)
+                    );
+                    skip(
+                        self,
+                        opening,
+                        why,
+                        serde_json::json!({"start_period_s": period.as_secs_f64()}),
+                    );
+                    return;
+                }
+            }
+        }
+        let failing = self.failing_dependencies(&info, &settings);
+        if !failing.is_empty() {
+            let names: Vec<String> = failing.iter().map(|(n, w)| format!("{n} ({w})")).collect();
+            let why = format!(
+                "{how} {what}; blocked: it depends on {}, which is failing; it is restarted once that is healed",
+                names.join(", ")
+            );
+            let detail = serde_json::json!({
+                "blocked_by": failing.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            });
+            skip(self, opening, why, detail);
+            self.block(e.clone(), failing.into_iter().map(|(n, _)| n).collect());
+            return;
+        }
+        if let Some((max, window)) = settings.max_restarts {
+            let heals = self.containers.heals.entry(e.name.clone()).or_default();
+            while heals
+                .front()
+                .is_some_and(|t| now.saturating_sub(*t) >= window)
+            {
+                heals.pop_front();
+            }
+            if heals.len() >= max as usize {
+                let next = heals
+                    .front()
+                    .map(|t| window.saturating_sub(now.saturating_sub(*t)))
+                    .unwrap_or_default();
+                let why = format!(
+                    "{how} {what}; healed {} time(s) within {} already, its max_restarts of {max}/{}: a crash loop, left for a person; healing resumes in {}s",
+                    heals.len(),
+                    humantime::format_duration(window),
+                    humantime::format_duration(window),
+                    next.as_secs()
+                );
+                let id = self.note_only(
+                    opening.clone(),
+                    RecordOutcome::GaveUp,
+                    why.clone(),
+                    serde_json::json!({"max_restarts": max, "window_s": window.as_secs_f64()}),
+                );
+                let inc = super::incident::Incident::for_message(id, &opening);
+                let message = self.give_up_message(&inc, &why);
+                self.alert(&inc, None, message);
+                return;
+            }
+        }
+        if settings.action.is_some() || settings.stop_timeout.is_some() {
+            for rung in &mut opening.ladder {
+                if let ActionSpec::Container(a) = rung {
+                    if let Some(op) = settings.action {
+                        a.op = op;
+                    }
+                    if let Some(t) = settings.stop_timeout {
+                        a.stop_timeout_s = u32::try_from(t.as_secs()).unwrap_or(u32::MAX);
+                    }
+                }
+            }
+            if matches!(settings.action, Some(ContainerOp::Stop | ContainerOp::Kill)) {
+                // Stopped as asked: there is no run to verify.
+                opening.verify = Verification::ActionWorks;
+            }
+            if let Some(op) = settings.action {
+                opening
+                    .reason
+                    .push_str(&format!("; its label asks for {op:?}").to_lowercase());
+            }
+        }
+        if trigger == RuleTrigger::ContainerUnhealthy {
+            if let Some(d) = settings.unhealthy_for {
+                opening.hold_until = Some(now + d);
+                opening.reason.push_str(&format!(
+                    "; acting if it is still unhealthy after {} (its unhealthy_for)",
+                    humantime::format_duration(d)
+                ));
+                self.containers.held_since.insert(e.id.clone(), now);
+            }
+        }
+        if self.open(opening).is_some() {
+            self.containers
+                .heals
+                .entry(e.name.clone())
+                .or_default()
+                .push_back(now);
+        }
+    }
+
+    /// A container held off by `unhealthy_for` is healthy again before its
+    /// time: nothing is done.
+    fn healthy_again(&mut self, e: &ContainerEvent, now: Duration) {
+        let Some(since) = self.containers.held_since.remove(&e.id) else {
+            return;
+        };
+        let Some(inc) = self.incidents.by_key(&container_key(&e.id)).cloned() else {
+            return;
+        };
+        if inc.rung == 0 && matches!(inc.phase, super::incident::Phase::Waiting { .. }) {
+            let why = format!(
+                "healthy again {:.1}s after it turned unhealthy, within its unhealthy_for: not healed",
+                now.saturating_sub(since).as_secs_f64()
+            );
+            self.record(&inc, Step::note("none", RecordOutcome::Skipped, why));
+            self.close(inc.id);
+        }
+    }
+
+    /// The last health the container's events gave.
+    pub(super) fn containers_health(&self, id: &str) -> Option<ContainerHealth> {
+        self.containers.health.get(id).copied()
+    }
+
+    /// Forgets the container's health episode, so the next unhealthy
+    /// event is decided again.
+    pub(super) fn forget_health(&mut self, id: &str) {
+        self.containers.health.remove(id);
     }
 }
 

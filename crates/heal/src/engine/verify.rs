@@ -55,7 +55,7 @@ impl Engine {
                 self.on_verdict(
                     inc.id,
                     true,
-                    "the action succeeded; a manual action has nothing else to verify",
+                    "the action succeeded; there is nothing else to verify (a manual action, or a container stopped or killed as its label asks)",
                 );
             }
             // The AnomalyClosed or CheckStopped trigger decides, or the deadline.
@@ -182,6 +182,7 @@ impl Engine {
         if healed {
             let message = self.healed_message(&inc, detail);
             self.alert(&inc, None, message);
+            self.restart_dependents(&inc);
             self.close(id);
         } else {
             self.escalate(id);

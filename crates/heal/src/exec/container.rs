@@ -18,13 +18,24 @@ use super::ExecError;
 /// The engine connection healing uses, made when first needed.
 #[derive(Debug, Default)]
 pub struct Containers {
+    /// The configured engine address (`docker.host`); none: found as
+    /// [`aegis_docker::candidates`] says.
+    host: Option<String>,
     docker: Mutex<Option<Docker>>,
 }
 
 impl Containers {
-    /// No connection yet.
+    /// No connection yet; the engine is looked for where it usually is.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// No connection yet; the engine at `host` when set.
+    pub fn at(host: Option<String>) -> Self {
+        Self {
+            host,
+            docker: Mutex::default(),
+        }
     }
 
     /// The connection, connecting if there is none.
@@ -33,9 +44,10 @@ impl Containers {
         if let Some(d) = g.as_ref() {
             return Ok(d.clone());
         }
-        let d = aegis_docker::connect()
+        let d = aegis_docker::connect(self.host.as_deref())
             .await
-            .map_err(|e| ExecError::Unavailable(e.0))?;
+            .map_err(|e| ExecError::Unavailable(e.0))?
+            .client;
         *g = Some(d.clone());
         Ok(d)
     }
