@@ -382,6 +382,7 @@ pub async fn run_docker(
 async fn forward_events(
     docker: Docker,
     events: mpsc::Sender<ContainerEvent>,
+    view: watch::Receiver<Arc<Vec<ContainerInfo>>>,
     since_ms: i64,
 ) -> String {
     let mut filters = HashMap::new();
@@ -408,9 +409,18 @@ async fn forward_events(
                     None => None,
                 };
                 if let Some(mut event) = parsed {
-                    if matches!(event.kind, EventKind::Die { .. }) {
-                        // Its restart policy says whether the engine
-                        // restarts it itself: read it now, while it is news.
+                    // Its restart policy says whether the engine restarts
+                    // it itself: read its state now, while it is news. Only
+                    // for a container that has a policy (or is not known
+                    // yet): the inspection holds up the events behind it,
+                    // and a host restarting many containers must not wait.
+                    let has_policy = || {
+                        view.borrow()
+                            .iter()
+                            .find(|c| c.id == event.id)
+                            .is_none_or(|c| c.restart_policy.is_some())
+                    };
+                    if matches!(event.kind, EventKind::Die { .. }) && has_policy() {
                         let look = aegis_docker::inspect(&docker, &event.id);
                         if let Ok(Ok(Some(info))) =
                             tokio::time::timeout(Duration::from_secs(2), look).await
@@ -481,6 +491,7 @@ impl Poller {
         let mut stream = tokio::spawn(forward_events(
             docker.clone(),
             self.events.clone(),
+            self.view.subscribe(),
             since_ms,
         ));
         // Podman may not run health checks at all (no systemd timers):
