@@ -303,10 +303,14 @@ pub fn score(
             // column's alert state stays as it was.
             if value.is_finite() {
                 let a = col.detector.assess(value, t);
-                score = Some(score.unwrap_or(0.0).max(a.score.value));
-                if col.alerter.update(1.0 - a.p) == Some(aegis_detect::alert::Transition::Opened) {
+                let was_open = col.alerter.is_open();
+                let opened =
+                    col.alerter.update(1.0 - a.p) == Some(aegis_detect::alert::Transition::Opened);
+                if opened {
                     summary.alerts += 1;
                 }
+                let row = row_score(a.score.value, a.p, opened, was_open);
+                score = Some(score.unwrap_or(0.0).max(row));
             }
             alert |= col.alerter.is_open();
         }
@@ -322,6 +326,23 @@ pub fn score(
     }
     writer.flush().context("writing the output")?;
     Ok(summary)
+}
+
+/// The `anomaly_score` of a row: its calibrated score (`1 - p`), except
+/// where the alert decision says more. The row that opens an anomaly
+/// scores at least its alerting `1 - p` (at or above the open threshold);
+/// the rows of an anomaly already open score at most the close threshold,
+/// since they continue what the opening reported. A threshold at the
+/// agent's own open level then picks exactly the rows where it alerts, and
+/// a lower one picks rows the agent would have found new.
+fn row_score(score: f64, p: f64, opened: bool, was_open: bool) -> f64 {
+    if opened {
+        score.max(1.0 - p)
+    } else if was_open {
+        score.min(AlertConfig::default().close)
+    } else {
+        score
+    }
 }
 
 fn parse_row(
@@ -388,6 +409,19 @@ fn progress_bar(size: u64, path: &Path) -> Option<indicatif::ProgressBar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_score_column_agrees_with_the_alerts() {
+        let open = AlertConfig::default().open;
+        // The opening row reaches the open threshold even when its
+        // calibrated score is lower than its alerting one.
+        assert!(row_score(0.99, 1e-6, true, false) >= open);
+        // The rows of an open anomaly stay below it.
+        assert!(row_score(1.0, 1e-9, false, true) < open);
+        assert_eq!(row_score(0.5, 0.5, false, true), 0.5);
+        // Elsewhere, the calibrated score as it is.
+        assert_eq!(row_score(0.9, 0.1, false, false), 0.9);
+    }
 
     #[test]
     fn timestamps_in_seconds_milliseconds_and_dates() {
