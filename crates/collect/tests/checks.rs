@@ -427,7 +427,20 @@ async fn process_checks_count_find_missing_and_catch_a_crash_loop() {
     c.max_restarts = Some(1);
     c.restart_window = Some(Interval::secs(60));
     let mut probe = Probe::of(&c, &ctx).expect("probe");
-    let spawn = || ChildGuard::spawn(Command::new("sleep").arg(&marker)).expect("sleep");
+    // Returns once the child has become `sleep MARKER`: before its exec it
+    // is still a copy of this test, and a probe would not find it.
+    let spawn = || {
+        let child = ChildGuard::spawn(Command::new("sleep").arg(&marker)).expect("sleep");
+        let cmdline = format!("/proc/{}/cmdline", child.pid());
+        assert!(
+            aegis_testkit::wait::within(Duration::from_secs(10), || {
+                std::fs::read(&cmdline)
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker.as_str()))
+            }),
+            "the child never became sleep {marker}"
+        );
+        child
+    };
     // None runs.
     assert_eq!(
         class(&probe.run(&ctx, T).await),
