@@ -133,12 +133,16 @@ pub fn parse_event(msg: &bollard::models::EventMessage) -> Option<ContainerEvent
         name: attributes.get("name").cloned().unwrap_or_default(),
         labels: aegis_docker::labels_of_event(&attributes),
         kind,
-        engine_time_ns: msg
-            .time_nano
-            .unwrap_or_else(|| msg.time.unwrap_or(0).saturating_mul(1_000_000_000)),
+        engine_time_ns: event_time_ns(msg),
         from_stream: true,
         inspected: None,
     })
+}
+
+/// When the engine says an event happened, Unix ns.
+fn event_time_ns(msg: &bollard::models::EventMessage) -> i64 {
+    msg.time_nano
+        .unwrap_or_else(|| msg.time.unwrap_or(0).saturating_mul(1_000_000_000))
 }
 
 /// The running Docker source's shared view of containers.
@@ -459,9 +463,7 @@ async fn health_from_inspection(
             status: info.health?,
         },
         labels: info.labels,
-        engine_time_ns: msg
-            .time_nano
-            .unwrap_or_else(|| msg.time.unwrap_or(0).saturating_mul(1_000_000_000)),
+        engine_time_ns: event_time_ns(msg),
         from_stream: true,
         inspected: None,
     })

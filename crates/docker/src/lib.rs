@@ -185,37 +185,41 @@ pub async fn run_health_check(
 /// One `GET` on the engine's socket, outside the Docker API client (which
 /// knows only Docker's routes): the status and the body.
 async fn raw_get(address: &str, path: &str) -> Result<(u16, String), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let request = format!("GET {path} HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\r\n");
-    let mut reply = Vec::new();
-    if let Some(socket) = address.strip_prefix("unix://") {
-        let mut s = tokio::net::UnixStream::connect(socket)
+    let connecting = |e: std::io::Error| format!("connecting to {address}: {e}");
+    let reply = if let Some(socket) = address.strip_prefix("unix://") {
+        let s = tokio::net::UnixStream::connect(socket)
             .await
-            .map_err(|e| format!("connecting to {address}: {e}"))?;
-        s.write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        s.take(1 << 20)
-            .read_to_end(&mut reply)
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(connecting)?;
+        exchange(s, &request).await?
     } else {
         let host = address
             .split_once("://")
             .map(|(_, rest)| rest.trim_end_matches('/'))
             .unwrap_or(address);
-        let mut s = tokio::net::TcpStream::connect(host)
+        let s = tokio::net::TcpStream::connect(host)
             .await
-            .map_err(|e| format!("connecting to {address}: {e}"))?;
-        s.write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        s.take(1 << 20)
-            .read_to_end(&mut reply)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+            .map_err(connecting)?;
+        exchange(s, &request).await?
+    };
     parse_reply(&reply)
+}
+
+/// Sends `request` and reads the reply to its end (at most 1 MiB).
+async fn exchange<S>(mut s: S, request: &str) -> Result<Vec<u8>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    s.take(1 << 20)
+        .read_to_end(&mut reply)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(reply)
 }
 
 /// The status and body of an HTTP/1.1 reply read to its end.

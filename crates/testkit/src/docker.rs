@@ -9,7 +9,13 @@ pub const IMAGE: &str = "aegis-test/busybox:latest";
 
 /// Runs `docker ARGS`: whether it worked, and what it printed.
 pub fn docker(args: &[&str]) -> (bool, String) {
-    match Command::new("docker").args(args).output() {
+    output(Command::new("docker").args(args))
+}
+
+/// Runs `cmd`: whether it worked, and what it printed (stdout, then
+/// stderr, trimmed), or why it could not start.
+pub fn output(cmd: &mut Command) -> (bool, String) {
+    match cmd.output() {
         Ok(out) => (
             out.status.success(),
             format!(
@@ -20,7 +26,10 @@ pub fn docker(args: &[&str]) -> (bool, String) {
             .trim()
             .to_string(),
         ),
-        Err(e) => (false, format!("docker: {e}")),
+        Err(e) => (
+            false,
+            format!("{}: {e}", cmd.get_program().to_string_lossy()),
+        ),
     }
 }
 

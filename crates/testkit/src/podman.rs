@@ -93,19 +93,7 @@ impl Podman {
 
     /// Runs `podman ARGS`: whether it worked, and what it printed.
     pub fn run(&self, args: &[&str]) -> (bool, String) {
-        match self.command().args(args).output() {
-            Ok(out) => (
-                out.status.success(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                )
-                .trim()
-                .to_string(),
-            ),
-            Err(e) => (false, format!("podman: {e}")),
-        }
+        crate::docker::output(self.command().args(args))
     }
 
     /// The API socket.
