@@ -149,7 +149,8 @@ impl Detection {
                 last: None,
                 open: None,
             });
-        let a = tracked.detector.assess(value, obs.at_ms as f64 / 1000.0);
+        let mut a = tracked.detector.assess(value, obs.at_ms as f64 / 1000.0);
+        a.severity = told_severity(obs.series.family().name, &a);
         match tracked.alerter.update(1.0 - a.p) {
             Some(Transition::Opened) => {
                 let id = self.next_id;
@@ -413,6 +414,44 @@ fn warmup(s: State) -> Option<(u32, u32)> {
     }
 }
 
+/// How busy the host is: its CPU, load, runnable processes, disks' and
+/// network's throughput. More of it is activity, not a fault.
+fn host_activity(family: &str) -> bool {
+    matches!(
+        family,
+        "host_cpu_usage_ratio"
+            | "host_cpu_core_usage_ratio"
+            | "host_cpu_iowait_ratio"
+            | "host_load1"
+            | "host_load5"
+            | "host_load15"
+            | "host_procs_running"
+            | "host_disk_read_bytes_per_second"
+            | "host_disk_write_bytes_per_second"
+            | "host_disk_reads_per_second"
+            | "host_disk_writes_per_second"
+            | "host_disk_busy_ratio"
+            | "host_net_rx_bytes_per_second"
+            | "host_net_tx_bytes_per_second"
+            | "host_net_rx_packets_per_second"
+            | "host_net_tx_packets_per_second"
+    )
+}
+
+/// The severity an anomaly is told with. A host busier than usual (a burst
+/// of disk reads, a cron job's CPU, a backup's traffic) is recorded, shown
+/// and kept as evidence, but as `info`: whether busy is too busy is a
+/// threshold's call (a `series` check such as `host_cpu_usage_ratio` above
+/// 0.9 for 10m), as it is in Monit and Netdata. Less of it (traffic that
+/// stops), and everything else (memory, swap, filesystems, errors, drops,
+/// any target's series), keeps the severity of its probability.
+pub fn told_severity(family: &str, a: &Assessment) -> Severity {
+    match a.top {
+        Some(f) if f.direction > 0 && host_activity(family) => Severity::Info,
+        _ => a.severity,
+    }
+}
+
 /// The smallest change that matters on a series of `family`, in its unit:
 /// the detectors' scale never falls below it. Without it a series at rest
 /// (a load average at 0.00, one runnable process, a latency of a
@@ -462,5 +501,58 @@ mod least_change_tests {
         }
         assert_eq!(least_change("endpoint_success_ratio"), 0.0);
         assert_eq!(least_change("host_anomaly"), 0.0);
+    }
+}
+
+#[cfg(test)]
+mod severity_tests {
+    use super::*;
+
+    static DISK_READS: Family = Family {
+        name: "host_disk_read_bytes_per_second",
+        help: "",
+        label: Some("device"),
+    };
+    static NET_RX: Family = Family {
+        name: "host_net_rx_bytes_per_second",
+        help: "",
+        label: Some("interface"),
+    };
+
+    /// The first anomaly a series opens: `normal` observations around
+    /// `level` (noise of `noise`), then `value` held for 20 observations.
+    fn first_anomaly(family: &'static Family, level: f64, noise: f64, value: f64) -> AnomalyRecord {
+        let mut detection =
+            Detection::new(1, &DetectConfig::default(), ForestDetectorConfig::default());
+        let key = SeriesKey::instance(family, "vda");
+        let mut changes = Vec::new();
+        let mut seed = 42u64;
+        for i in 0..2_000i64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (seed >> 11) as f64 / (1u64 << 53) as f64;
+            let x = if i < 1_980 {
+                level + noise * (u - 0.5)
+            } else {
+                value
+            };
+            detection.observe(&Observation::value(key.clone(), i * 5_000, x), &mut changes);
+        }
+        changes
+            .into_iter()
+            .find_map(|c| match c {
+                Change::Opened(a) => Some(a),
+                Change::Closed { .. } => None,
+            })
+            .expect("the change opens an anomaly")
+    }
+
+    #[test]
+    fn a_busier_host_is_told_as_info_and_less_of_it_keeps_its_severity() {
+        let burst = first_anomaly(&DISK_READS, 6_000.0, 4_000.0, 50_000_000.0);
+        assert_eq!(burst.severity, Severity::Info, "{burst:?}");
+        let stopped = first_anomaly(&NET_RX, 2_000_000.0, 100_000.0, 0.0);
+        assert!(stopped.severity >= Severity::Warning, "{stopped:?}");
     }
 }
