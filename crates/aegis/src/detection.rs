@@ -13,7 +13,7 @@ use aegis_core::status::{AnomalyRecord, SeriesScore};
 use aegis_core::{Family, Observation, Reading, SeriesKey};
 use aegis_detect::alert::{AlertConfig, Alerter, Transition};
 use aegis_detect::forest::{ForestDetector, ForestDetectorConfig, ForestVerdict, TrainingJob};
-use aegis_detect::series::{Assessment, SeriesConfig, SeriesDetector};
+use aegis_detect::series::{fmt as series_fmt, Assessment, SeriesConfig, SeriesDetector};
 use aegis_detect::{Severity, State};
 
 use serde_json::json;
@@ -143,6 +143,8 @@ impl Detection {
                 detector: SeriesDetector::new({
                     let mut c = series_config.clone();
                     c.min_scale = least_change(obs.series.family().name);
+                    // Binary series and success ratios keep zero as news.
+                    c.zero_is_rest = c.min_scale > 0.0;
                     c
                 }),
                 alerter: Alerter::new(alert),
@@ -262,7 +264,16 @@ impl Detection {
                 let explanation = verdict
                     .moved
                     .iter()
-                    .map(|m| format!("{} {:+.1} sd", FEATURES[m.feature].0, m.z))
+                    .map(|m| {
+                        let (name, summed) = FEATURES[m.feature];
+                        // Byte rates are compared in logs: told in bytes.
+                        let unit = |v: f64| if summed { v.exp_m1() } else { v };
+                        format!(
+                            "{name} {} (usually {})",
+                            series_fmt(unit(m.value)),
+                            series_fmt(unit(m.median))
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
                 let detail = json!({
@@ -278,7 +289,7 @@ impl Detection {
                     series: HOST_ANOMALY.name.to_string(),
                     target: Some("host".to_string()),
                     kind: "forest".to_string(),
-                    severity: Severity::from_p(1.0 - value),
+                    severity: forest_severity(&verdict),
                     score: value,
                     explanation: format!("unusual combination of host figures: {explanation}"),
                     detail: detail.clone(),
@@ -338,7 +349,7 @@ impl Detection {
                 p: 1.0 - v.score.value,
                 state: state_name(v.score.state).to_string(),
                 warmup: warmup(v.score.state),
-                severity: Severity::from_p(1.0 - v.score.value),
+                severity: forest_severity(v),
                 component: Some("forest".to_string()),
                 explanation: v
                     .model_version
@@ -452,6 +463,21 @@ pub fn told_severity(family: &str, a: &Assessment) -> Severity {
     }
 }
 
+/// The severity of the forest's verdict: as [`told_severity`], a host
+/// that is only busier than usual (every feature that moved most moved up,
+/// and is one of the host's activity figures) is `info`.
+fn forest_severity(v: &ForestVerdict) -> Severity {
+    let busier = !v.moved.is_empty()
+        && v.moved
+            .iter()
+            .all(|m| m.z > 0.0 && host_activity(FEATURES[m.feature].0));
+    if busier {
+        Severity::Info
+    } else {
+        Severity::from_p(1.0 - v.score.value)
+    }
+}
+
 /// The smallest change that matters on a series of `family`, in its unit:
 /// the detectors' scale never falls below it. Without it a series at rest
 /// (a load average at 0.00, one runnable process, a latency of a
@@ -546,6 +572,46 @@ mod severity_tests {
                 Change::Closed { .. } => None,
             })
             .expect("the change opens an anomaly")
+    }
+
+    fn verdict(moved: &[(&str, f64)]) -> ForestVerdict {
+        ForestVerdict {
+            score: aegis_detect::Score {
+                value: 1.0 - 1e-9,
+                state: State::Ready,
+            },
+            raw: Some(0.8),
+            model_version: Some(1),
+            moved: moved
+                .iter()
+                .map(|(name, z)| aegis_detect::forest::Moved {
+                    feature: FEATURES
+                        .iter()
+                        .position(|(f, _)| f == name)
+                        .expect("feature"),
+                    value: 1.0,
+                    median: 0.0,
+                    z: *z,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_forest_on_a_busier_host_is_info_and_on_memory_keeps_its_severity() {
+        let disks = verdict(&[
+            ("host_disk_read_bytes_per_second", 1e10),
+            ("host_disk_write_bytes_per_second", 6e9),
+            ("host_net_rx_bytes_per_second", 5e9),
+        ]);
+        assert_eq!(forest_severity(&disks), Severity::Info);
+        let memory = verdict(&[
+            ("host_disk_read_bytes_per_second", 40.0),
+            ("host_memory_used_ratio", 12.0),
+        ]);
+        assert_eq!(forest_severity(&memory), Severity::Critical);
+        let quiet = verdict(&[("host_net_rx_bytes_per_second", -30.0)]);
+        assert_eq!(forest_severity(&quiet), Severity::Critical);
     }
 
     #[test]

@@ -120,6 +120,10 @@ pub struct SeriesConfig {
     /// docs/detection.md). Half the series' own resolution, the smallest
     /// step it has taken, is a floor too.
     pub min_scale: f64,
+    /// A run of zeros is rest, never a flat-line (the agent sets it for a
+    /// host's and a target's figures, where zero is nothing happening: a
+    /// load average at 0.00, traffic that stopped; see docs/detection.md).
+    pub zero_is_rest: bool,
     /// Which components take part (a bit per [`Component`]).
     components: u8,
 }
@@ -140,6 +144,7 @@ impl Default for SeriesConfig {
             calibration_memory: 20_000.0,
             season_bins: 96,
             min_scale: 0.0,
+            zero_is_rest: false,
             // Every component but the gap (see `Component::Gap`).
             components: 0b01_1111,
         }
@@ -232,7 +237,9 @@ impl Finding {
     }
 }
 
-fn fmt(v: f64) -> String {
+/// A number as explanations print it: three decimals, or three digits of
+/// mantissa when very large or very small.
+pub fn fmt(v: f64) -> String {
     if v.abs() >= 1e5 || (v != 0.0 && v.abs() < 1e-3) {
         format!("{v:.3e}")
     } else {
@@ -661,8 +668,15 @@ impl SeriesDetector {
             self.run = if repeated { self.run + 1 } else { 0 };
             // A series whose values repeat more often than not (a ratio at
             // 0, an idle disk, a constant) is at rest when it repeats, not
-            // stuck: only a series that seldom repeats is judged.
-            if self.run + 1 >= self.config.flat_min_run && self.repeat_rate < REPEATS_OFTEN {
+            // stuck: only a series that seldom repeats is judged. Nor is a
+            // run of zeros where zero is rest, whatever the repeat rate
+            // learned while the series was busy: a load average decaying
+            // to 0.00. A fall to zero is the spike and shift components'
+            // to judge.
+            if self.run + 1 >= self.config.flat_min_run
+                && self.repeat_rate < REPEATS_OFTEN
+                && !(self.config.zero_is_rest && x == 0.0)
+            {
                 let q = self.repeat_rate.clamp(0.02, 0.999);
                 // P(run this long | repeats are independent with rate q).
                 let p_run = q.powi(self.run as i32);
@@ -920,10 +934,11 @@ mod tests {
 
     /// Runs `values` at one per second; the flatline findings loud enough to
     /// alert on, after warm-up and settling.
-    fn flatlines(values: impl Iterator<Item = f64>) -> usize {
+    fn flatlines(values: impl Iterator<Item = f64>, zero_is_rest: bool) -> usize {
         let mut det = SeriesDetector::new(SeriesConfig {
             warmup: 60,
             settle: 60,
+            zero_is_rest,
             ..SeriesConfig::default()
         });
         values
@@ -948,18 +963,34 @@ mod tests {
                 }
             })
             .collect();
-        assert_eq!(flatlines(idle.into_iter()), 0, "an idle series at 0");
+        assert_eq!(flatlines(idle.into_iter(), false), 0, "an idle series at 0");
         assert_eq!(
-            flatlines(std::iter::repeat_n(0.25, 20_000)),
+            flatlines(std::iter::repeat_n(0.25, 20_000), false),
             0,
             "a constant"
+        );
+
+        // A load average that decays to 0.00 after a busy start (the
+        // kernel's one-minute average, read every 5 s) and rests there: its
+        // repeat rate was learned while it seldom repeated.
+        let decaying: Vec<f64> = (0..2_000)
+            .map(|i| (1.3 * (-(i as f64) / 12.0).exp() * 100.0).round() / 100.0)
+            .collect();
+        assert!(
+            flatlines(decaying.iter().copied(), false) > 0,
+            "without zero as rest"
+        );
+        assert_eq!(
+            flatlines(decaying.into_iter(), true),
+            0,
+            "a load decaying to rest"
         );
 
         let noisy: Vec<f64> = (0..2_000)
             .map(|i| if i < 1_500 { 10.0 + rng.normal() } else { 10.3 })
             .collect();
         assert!(
-            flatlines(noisy.into_iter()) > 0,
+            flatlines(noisy.into_iter(), true) > 0,
             "a stuck value went unseen"
         );
     }
