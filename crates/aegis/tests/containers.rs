@@ -82,17 +82,26 @@ fn thirty_flapping_containers_every_unhealthy_event_is_decided_or_skipped_within
     )
     .expect("config");
     let agent = Agent::start_in(home.path(), &["--config", config.to_str().expect("utf8")]);
+    let agent_started = std::time::Instant::now();
     // Counted from when the agent has its Docker source up: events before
-    // that are the start's, not the healing's.
+    // that are the start's, not the healing's. The source is up after its
+    // first poll, which inspects every container: on a loaded machine,
+    // with containers mid-restart (the engine holds a container while it
+    // stops it), that can take tens of seconds.
     assert!(
-        wait_until(Duration::from_secs(30), || {
+        wait_until(Duration::from_secs(120), || {
             agent.json("/api/v1/status")["sources"]
                 .as_array()
                 .and_then(|s| s.iter().find(|s| s["name"] == "docker"))
                 .is_some_and(|s| s["state"] == "ok")
         }),
-        "the Docker source never came up:\n{}",
+        "the Docker source never came up: {}\n{}",
+        agent.json("/api/v1/status")["sources"],
         agent.recent_logs(40)
+    );
+    eprintln!(
+        "the Docker source came up after {:?}",
+        agent_started.elapsed()
     );
     let started_ms = now_ms();
     // Forty seconds of flapping.
