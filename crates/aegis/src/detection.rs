@@ -456,7 +456,7 @@ fn host_activity(family: &str) -> bool {
 /// 0.9 for 10m), as it is in Monit and Netdata. Less of it (traffic that
 /// stops), and everything else (memory, swap, filesystems, errors, drops,
 /// any target's series), keeps the severity of its probability.
-pub fn told_severity(family: &str, a: &Assessment) -> Severity {
+fn told_severity(family: &str, a: &Assessment) -> Severity {
     match a.top {
         Some(f) if f.direction > 0 && host_activity(family) => Severity::Info,
         _ => a.severity,
@@ -552,12 +552,9 @@ mod severity_tests {
             Detection::new(1, &DetectConfig::default(), ForestDetectorConfig::default());
         let key = SeriesKey::instance(family, "vda");
         let mut changes = Vec::new();
-        let mut seed = 42u64;
+        let mut rng = aegis_detect::forest::Rng::new(42);
         for i in 0..2_000i64 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let u = (seed >> 11) as f64 / (1u64 << 53) as f64;
+            let u = rng.unit();
             let x = if i < 1_980 {
                 level + noise * (u - 0.5)
             } else {
