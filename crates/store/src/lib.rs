@@ -2,7 +2,8 @@
 //!
 //! Other tasks hold a [`StoreHandle`] and ask it in the store's own terms:
 //! batches of observations (folded into per-minute rollups and committed
-//! every `flush_interval`, so a crash loses at most that much), events that
+//! just after each multiple of `flush_interval` on the clock, so a crash
+//! loses at most that much; at a minute, each row is written once), events that
 //! must never be lost ([`StoreEvent`]: anomalies, healing records), and
 //! typed reads (anomalies, incidents, actions, minutes) answered on a
 //! oneshot. Nobody outside this crate sees SQL or the connection.
@@ -105,7 +106,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            flush_interval: Duration::from_secs(30),
+            flush_interval: Duration::from_secs(60),
             retention_max_age: Duration::from_secs(7 * 86_400),
             retention_max_size: 256 << 20,
             retention_interval: Duration::from_secs(300),

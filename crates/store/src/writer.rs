@@ -57,6 +57,22 @@ pub(crate) struct Writer {
     events_retry_at: Duration,
 }
 
+/// How long from `wall_ms` until the wall clock is a little past the next
+/// multiple of `every`. The little (a tenth of `every`, at most two
+/// seconds) lets the observations of a minute that just closed reach the
+/// store first: the pipeline hands them over within a second. Those that
+/// come later still count; they are added to their minute's row.
+fn until_aligned(wall_ms: i64, every: Duration) -> Duration {
+    let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
+    let since_due = (wall_ms - grace_ms(every_ms)).rem_euclid(every_ms);
+    Duration::from_millis((every_ms - since_due) as u64)
+}
+
+/// How long after a multiple of the flush interval its flush runs.
+fn grace_ms(every_ms: i64) -> i64 {
+    (every_ms / 10).min(2_000)
+}
+
 /// Whether a SQLite error means the disk (or its quota) is full.
 fn is_disk_full(e: &rusqlite::Error) -> bool {
     matches!(
@@ -120,8 +136,31 @@ impl Writer {
         }
     }
 
+    /// When the next periodic flush is due (monotonic): a little after the
+    /// wall clock next reaches a multiple of the flush interval. With the
+    /// default minute, each minute's rollup row is then written once, just
+    /// after the minute closes, instead of once per flush that touched it.
+    fn next_flush_at(&self) -> Duration {
+        let now = self.clock.monotonic();
+        let wait = until_aligned(self.clock.wall_ms(), self.options.flush_interval);
+        now + wait
+    }
+
+    /// The periodic flush: events, and the rollups of every minute that
+    /// began before the multiple of the flush interval just passed. The
+    /// minute under way, when it began at that multiple, waits for the next
+    /// flush, so that at the default interval each minute's row is written
+    /// once, complete.
+    fn flush_due(&mut self) {
+        let every_ms = i64::try_from(self.options.flush_interval.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let due = self.clock.wall_ms() - grace_ms(every_ms);
+        self.flush_before(due - due.rem_euclid(every_ms));
+    }
+
     pub fn run(mut self, rx: Receiver<Command>, done: tokio::sync::oneshot::Sender<()>) {
-        let mut next_flush = self.clock.monotonic() + self.options.flush_interval;
+        let mut next_flush = self.next_flush_at();
         let mut next_retention = self.clock.monotonic() + Duration::from_secs(1);
         let mut next_events = self.clock.monotonic();
         loop {
@@ -156,9 +195,12 @@ impl Writer {
                 break;
             }
             let now = self.clock.monotonic();
-            if now >= next_flush || self.pending.len() >= MAX_PENDING {
+            if self.pending.len() >= MAX_PENDING {
                 self.flush();
-                next_flush = now + self.options.flush_interval;
+                next_events = now + EVENT_COMMIT;
+            } else if now >= next_flush {
+                self.flush_due();
+                next_flush = self.next_flush_at();
                 next_events = now + EVENT_COMMIT;
             } else if now >= next_events && self.events.len() > 0 {
                 self.write_events();
@@ -300,12 +342,19 @@ impl Writer {
         }
     }
 
+    /// Commits the waiting events and every pending rollup.
     pub fn flush(&mut self) {
+        self.flush_before(i64::MAX);
+    }
+
+    /// Commits the waiting events and the pending rollups of the minutes
+    /// that began before `cutoff_ms`.
+    fn flush_before(&mut self, cutoff_ms: i64) {
         self.write_events();
-        if !self.pending.is_empty() {
-            match self.write_pending() {
+        if self.pending.keys().any(|(_, minute)| *minute < cutoff_ms) {
+            match self.write_pending(cutoff_ms) {
                 Ok(rows) => {
-                    self.pending.clear();
+                    self.pending.retain(|(_, minute), _| *minute >= cutoff_ms);
                     self.note_success();
                     self.shared.rows_written.fetch_add(rows, Ordering::Relaxed);
                     self.shared
@@ -341,7 +390,7 @@ impl Writer {
         }
     }
 
-    fn write_pending(&mut self) -> Result<u64, rusqlite::Error> {
+    fn write_pending(&mut self, cutoff_ms: i64) -> Result<u64, rusqlite::Error> {
         let tx = self.conn.transaction()?;
         let mut rows = 0;
         {
@@ -364,6 +413,9 @@ impl Writer {
             // Ids found in a transaction that then fails are not kept.
             let mut found = Vec::new();
             for ((series, minute), r) in &self.pending {
+                if *minute >= cutoff_ms {
+                    continue;
+                }
                 let id = match self.series_ids.get(series) {
                     Some(id) => *id,
                     None => {
@@ -491,5 +543,35 @@ impl Writer {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::until_aligned;
+    use std::time::Duration;
+
+    #[test]
+    fn flushes_fall_just_after_each_multiple_of_the_interval() {
+        let minute = Duration::from_secs(60);
+        // 10:00:30 -> 10:01:02, two seconds after the minute closes.
+        let t = 36_000_000 + 30_000;
+        assert_eq!(until_aligned(t, minute), Duration::from_millis(32_000));
+        // Within the grace of a boundary: that boundary's flush is next.
+        assert_eq!(
+            until_aligned(36_000_000 + 500, minute),
+            Duration::from_millis(1_500)
+        );
+        // Exactly at the flush: the next one, a whole interval on.
+        assert_eq!(until_aligned(36_002_000, minute), minute);
+        // A short interval keeps a short grace.
+        let short = Duration::from_millis(100);
+        assert_eq!(until_aligned(1_000, short), Duration::from_millis(10));
+        assert_eq!(until_aligned(1_050, short), Duration::from_millis(60));
+        // Never a wait longer than the interval.
+        for t in 0..2_000 {
+            let w = until_aligned(t * 37, short);
+            assert!(w > Duration::ZERO && w <= short, "{t}: {w:?}");
+        }
     }
 }

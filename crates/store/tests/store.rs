@@ -88,6 +88,65 @@ async fn observations_roll_up_per_minute_and_merge_across_restarts() {
 }
 
 #[tokio::test]
+async fn a_minute_is_committed_once_just_after_it_closes_and_the_rest_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("aegis.db");
+    let clock = Arc::new(ManualClock::starting_at(T0 + 30_000));
+    let opts = StoreOptions {
+        flush_interval: Duration::from_secs(60),
+        retention_interval: Duration::from_secs(3600),
+        ..StoreOptions::default()
+    };
+    let (store, thread) = open(&path, opts, clock.clone()).expect("open");
+    // The first retention (which commits everything) runs a second after
+    // the thread starts; let it pass. An answer says the thread is running.
+    rx_minutes(&store, "eth0", 0).await;
+    clock.advance(Duration::from_secs(1));
+    rx_minutes(&store, "eth0", 0).await;
+    assert!(rx_minutes(&store, "eth0", 0).await.is_empty());
+
+    store
+        .record(vec![
+            obs("eth0", T0 + 40_000, 1.0),
+            obs("eth0", T0 + 59_000, 3.0),
+            // The next minute has begun by the time the first one's flush runs.
+            obs("eth0", T0 + 60_500, 7.0),
+        ])
+        .expect("record");
+    // Before the minute closes (and its grace passes), nothing is written.
+    clock.advance(Duration::from_secs(30));
+    rx_minutes(&store, "eth0", 0).await;
+    assert!(rx_minutes(&store, "eth0", 0).await.is_empty());
+    assert_eq!(store.rows_written(), 0);
+
+    // Two seconds past the minute: its row, complete, and not the next one.
+    clock.advance(Duration::from_millis(1_100));
+    rx_minutes(&store, "eth0", 0).await;
+    let points = rx_minutes(&store, "eth0", 0).await;
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| (p.minute_ms, p.count))
+            .collect::<Vec<_>>(),
+        vec![(T0, 2)]
+    );
+    assert_eq!(store.rows_written(), 1);
+
+    // An explicit flush (and a stop) writes the minute under way too.
+    store.flush().await.expect("flush");
+    let points = rx_minutes(&store, "eth0", 0).await;
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| (p.minute_ms, p.count))
+            .collect::<Vec<_>>(),
+        vec![(T0, 2), (T0 + 60_000, 1)]
+    );
+    assert_eq!(store.rows_written(), 2);
+    close(store, thread);
+}
+
+#[tokio::test]
 async fn retention_by_age_removes_old_minutes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("aegis.db");

@@ -13,7 +13,8 @@ use super::{ByteSize, Interval, Problems};
 pub struct StoreConfig {
     /// The SQLite file. Unset: `aegis.db` in the state directory.
     pub path: Option<PathBuf>,
-    /// How often pending writes are committed; a crash loses at most this much.
+    /// How often pending rollups are committed (on the clock's multiples
+    /// of it); a crash loses at most this much.
     pub flush_interval: Interval,
     /// Rows older than this are deleted.
     pub retention_max_age: Interval,
@@ -27,7 +28,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: None,
-            flush_interval: Interval::secs(30),
+            flush_interval: Interval::secs(60),
             retention_max_age: Interval::secs(7 * 24 * 3600),
             retention_max_size: ByteSize(256 << 20),
             retention_interval: Interval::secs(300),
