@@ -95,12 +95,15 @@ async fn drain(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
         return Vec::new();
     };
     let mut kept = Vec::new();
-    let mut chunk = [0u8; 4096];
     loop {
-        match pipe.read(&mut chunk).await {
+        // Read into the vector's own room: a buffer on the stack would sit
+        // in the future across every await (twice, one per pipe).
+        if kept.capacity() - kept.len() < 1024 {
+            kept.reserve(4096);
+        }
+        match pipe.read_buf(&mut kept).await {
             Ok(0) | Err(_) => return kept,
-            Ok(n) => {
-                kept.extend_from_slice(&chunk[..n]);
+            Ok(_) => {
                 if kept.len() > 2 * TAIL_BYTES {
                     kept.drain(..kept.len() - TAIL_BYTES);
                 }

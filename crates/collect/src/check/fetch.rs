@@ -23,6 +23,8 @@ pub const MAX_REDIRECTS: usize = 5;
 const MAX_HEAD: usize = 64 * 1024;
 /// Most headers of an answer.
 const MAX_HEADERS: usize = 100;
+/// Room made in the buffer before each read, at least.
+const READ_CHUNK: usize = 8192;
 
 /// What a request asks.
 #[derive(Debug, Clone)]
@@ -252,31 +254,45 @@ async fn once(
     let stream = connect(host, port).await?;
     let request = request_head(url, method, ask.headers);
     if https {
-        // The handshake writes twice in a row; Nagle would hold the second
-        // back for the first's acknowledgement. (A plain request is one
-        // write and needs no such setting.)
-        let _ = stream.set_nodelay(true);
-        let Some((settings, verify)) = tls else {
-            return Err(FetchError::new(
-                FailureClass::Tls,
-                "no TLS settings for an https url",
-            ));
-        };
-        let name = rustls_pki_types::ServerName::try_from(
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-        )
-        .map_err(|e| FetchError::new(FailureClass::Tls, format!("{host:?}: {e}")))?;
-        let connector = tokio_rustls::TlsConnector::from(settings.config(verify));
-        let stream = connector
-            .connect(name, stream)
-            .await
-            .map_err(|e| FetchError::new(FailureClass::Tls, format!("TLS handshake: {e}")))?;
-        exchange(stream, &request, method, ask.max_body).await
+        // On the heap: a TLS session is large, and a plain check's future
+        // (one per check, moved at each run) should not carry its room.
+        Box::pin(over_tls(stream, host, tls, &request, method, ask.max_body)).await
     } else {
         exchange(stream, &request, method, ask.max_body).await
     }
+}
+
+/// The TLS handshake on `stream`, then the exchange.
+async fn over_tls(
+    stream: TcpStream,
+    host: &str,
+    tls: Option<(&TlsSettings, bool)>,
+    request: &[u8],
+    method: &str,
+    max_body: usize,
+) -> Result<(Answer, Option<String>), FetchError> {
+    // The handshake writes twice in a row; Nagle would hold the second
+    // back for the first's acknowledgement. (A plain request is one
+    // write and needs no such setting.)
+    let _ = stream.set_nodelay(true);
+    let Some((settings, verify)) = tls else {
+        return Err(FetchError::new(
+            FailureClass::Tls,
+            "no TLS settings for an https url",
+        ));
+    };
+    let name = rustls_pki_types::ServerName::try_from(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
+    .map_err(|e| FetchError::new(FailureClass::Tls, format!("{host:?}: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(settings.config(verify));
+    let stream = connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| FetchError::new(FailureClass::Tls, format!("TLS handshake: {e}")))?;
+    exchange(stream, request, method, max_body).await
 }
 
 /// Connects to the first of the host's addresses that answers.
@@ -482,8 +498,13 @@ impl<S: AsyncRead + Unpin> Reader<S> {
         if self.eof {
             return Ok(false);
         }
-        let mut chunk = [0u8; 8192];
-        let n = match self.stream.read(&mut chunk).await {
+        // Straight into the buffer's room: a buffer on the stack would be
+        // held across the await, inside every check's future (8 KiB each,
+        // copied whenever the future moves).
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let n = match self.stream.read_buf(&mut self.buf).await {
             Ok(n) => n,
             // A peer that closes without TLS's close_notify: the end.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
@@ -493,7 +514,6 @@ impl<S: AsyncRead + Unpin> Reader<S> {
             self.eof = true;
             return Ok(false);
         }
-        self.buf.extend_from_slice(&chunk[..n]);
         Ok(true)
     }
 

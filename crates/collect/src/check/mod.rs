@@ -680,3 +680,40 @@ pub fn subject_of(c: &CheckConfig) -> CheckSubject {
         process: (c.kind == CheckKind::Process).then(|| c.name.to_string()),
     }
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A check's run is a future held by its runner for the whole run and
+    /// moved into its timeouts: buffers or TLS sessions inside it made an
+    /// HTTP check's 12.5 KiB, copied at every run of every check.
+    #[test]
+    fn a_run_of_every_kind_is_a_small_future() {
+        let ctx = CheckContext {
+            clock: Arc::new(aegis_core::SystemClock::default()),
+            proc_root: "/proc".into(),
+            latest: None,
+            containers: None,
+        };
+        for fields in [
+            "kind = \"http\"\nurl = \"http://127.0.0.1:1/\"",
+            "kind = \"http\"\nurl = \"https://127.0.0.1:1/\"",
+            "kind = \"tcp\"\naddress = \"127.0.0.1:1\"",
+            "kind = \"tls\"\naddress = \"127.0.0.1:1\"",
+            "kind = \"program\"\nargv = [\"true\"]",
+            "kind = \"process\"\ncomm = \"x\"",
+            "kind = \"filesystem\"\nmount = \"/\"\nwritable = true",
+            "kind = \"series\"\nseries = \"x\"\nabove = 1.0",
+            "kind = \"container\"\ncontainer = \"x\"",
+        ] {
+            let config = aegis_core::config::Config::from_toml(&format!(
+                "[[checks]]\nname = \"x\"\n{fields}"
+            ))
+            .unwrap_or_else(|e| panic!("{fields}: {e}"));
+            let c = config.effective_checks().remove(0);
+            let mut probe = Probe::of(&c, &ctx).expect("probe");
+            let size = std::mem::size_of_val(&probe.run(&ctx, Duration::from_secs(1)));
+            assert!(size <= 2048, "{fields}: a run is a future of {size} bytes");
+        }
+    }
+}
