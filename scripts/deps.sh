@@ -29,8 +29,9 @@ ensure_test_dependencies() {
   # The fleet test's network namespaces, the HTTP client of the scripts,
   # and the unit checker of the packaging test.
   apt_install iproute2 curl systemd
-  # A real SMTP server for the email receiver's test.
-  apt_install python3-aiosmtpd
+  # A real SMTP server for the email receiver's test, and a FUSE file
+  # system whose server the hung-mount test stops.
+  apt_install python3-aiosmtpd bindfs
   # Podman for the container tests on it (runc comes with docker.io;
   # catatonit is its --init).
   apt_install podman catatonit

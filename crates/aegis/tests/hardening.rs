@@ -1,8 +1,8 @@
 //! The agent when its own surroundings fail, under load and under hostile
 //! input, each test named after the defect it pins: a closed stderr and
-//! stdout, a second agent on the same state, a full disk, a flood of idle
-//! connections, an oversized body declared up front, and start-up errors
-//! that say what is wrong.
+//! stdout, a second agent on the same state, a full disk, a hung mount, a
+//! flood of idle connections, an oversized body declared up front, and
+//! start-up errors that say what is wrong.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -507,4 +507,168 @@ fn healing_records_survive_a_full_disk_and_the_log_does_not_refill_it() {
         "the disk filled again: {:.0}% used",
         worst * 100.0
     );
+}
+
+/// A FUSE mount (bindfs) whose server is stopped: every `statvfs` on it
+/// waits until the server runs again, as on an NFS mount whose server is
+/// gone. Stopping the server, and letting it go again on drop (first, so
+/// that the unmount does not wait forever).
+struct HungMount {
+    server: ChildGuard,
+    mountpoint: std::path::PathBuf,
+}
+
+impl HungMount {
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.server.pid() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal bindfs");
+    }
+}
+
+impl Drop for HungMount {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.mountpoint)
+            .status();
+    }
+}
+
+/// Regression: `statvfs` ran on the agent's one thread, so a hung network
+/// or FUSE mount stopped every check, heal and API answer until the mount
+/// came back (the watchdog then restarted the agent, which hung again).
+/// Now the mount costs one timeout: it is reported hung and skipped, the
+/// rest of the host and every other check go on, and it is read again once
+/// its server answers.
+#[test]
+fn a_hung_mount_is_reported_and_skipped_and_nothing_else_waits_for_it() {
+    if !aegis_testkit::need::need_root("mount a FUSE file system")
+        || !aegis_testkit::need::need(&["bindfs"])
+    {
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let source = home.path().join("source");
+    let mnt = home.path().join("mnt");
+    std::fs::create_dir(&source).expect("mkdir");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let server = ChildGuard::spawn(
+        Command::new("bindfs")
+            .arg("-f")
+            .arg(&source)
+            .arg(&mnt)
+            .stdout(Stdio::null()),
+    )
+    .expect("start bindfs");
+    let mount = HungMount {
+        server,
+        mountpoint: mnt.clone(),
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string("/proc/mounts")
+                .is_ok_and(|m| m.contains(mnt.to_str().expect("utf8")))
+        }),
+        "bindfs did not mount"
+    );
+    let web = aegis_testkit::HttpStub::start();
+    let config = write_config(
+        home.path(),
+        &format!(
+            "[collect]\ninterval = \"1s\"\n[docker]\nenabled = false\n[detect]\nenabled = false\n\
+             [[checks]]\nname = \"data\"\nkind = \"filesystem\"\nmount = \"{}\"\nmax_used_ratio = 0.999\n\
+             interval = \"1s\"\ntimeout = \"500ms\"\nfailure_threshold = 2\n\
+             [[checks]]\nname = \"web\"\nkind = \"http\"\nurl = \"{}\"\ninterval = \"1s\"\n",
+            mnt.display(),
+            web.url("/health")
+        ),
+    );
+    let agent = Agent::start_in(home.path(), &["--config", &config]);
+    let check = |name: &str| -> serde_json::Value {
+        agent
+            .json("/api/v1/checks")
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    let host = || -> serde_json::Value {
+        agent.json("/api/v1/status")["sources"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "host").cloned())
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || check("data")["state"]
+            == "passing"
+            && check("web")["state"] == "passing"
+            && host()["state"] == "ok"),
+        "{} {} {}",
+        check("data"),
+        check("web"),
+        host()
+    );
+
+    mount.signal(nix::sys::signal::Signal::SIGSTOP);
+    let hung = format!("statvfs {}", mnt.display());
+    assert!(
+        wait_until(Duration::from_secs(20), || check("data")["state"]
+            == "failing"),
+        "the check of the hung mount did not fail: {}",
+        check("data")
+    );
+    let data = check("data");
+    assert_eq!(data["last"]["class"], "timeout", "{data}");
+    assert!(data.to_string().contains(&hung), "{data}");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let h = host();
+            h["state"] == "degraded" && h["last_error"].as_str().is_some_and(|e| e.contains(&hung))
+        }),
+        "the host source did not name the hung mount: {}",
+        host()
+    );
+    // While the mount hangs, the other checks run, the host is read and
+    // the API answers at once.
+    let (web_runs, host_runs) = (
+        check("web")["runs"].as_u64(),
+        host()["collections"].as_u64(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || check("web")["runs"].as_u64()
+            >= web_runs.map(|n| n + 5)
+            && host()["collections"].as_u64() >= host_runs.map(|n| n + 5)),
+        "checks or host collections stalled: {} {}",
+        check("web"),
+        host()
+    );
+    assert_eq!(check("web")["state"], "passing");
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let (code, _) = agent.get("/api/v1/status");
+        assert_eq!(code, 200);
+        assert!(
+            asked.elapsed() < Duration::from_millis(900),
+            "the API took {:?}",
+            asked.elapsed()
+        );
+    }
+    let observed = host()["last_observations"].as_u64().unwrap_or(0);
+    assert!(
+        observed > 10,
+        "the rest of the host went unread: {}",
+        host()
+    );
+
+    // The server answers again: the mount is read again, the check passes.
+    mount.signal(nix::sys::signal::Signal::SIGCONT);
+    assert!(
+        wait_until(Duration::from_secs(20), || check("data")["state"]
+            == "passing"
+            && host()["state"] == "ok"),
+        "{} {}",
+        check("data"),
+        host()
+    );
+    drop(mount);
 }

@@ -14,6 +14,8 @@
 //!   newest observation when the channel is full and counts it.
 //! - [`runner`]: runs a source on its schedule, records its health, stops on
 //!   cancellation.
+//! - [`statfs`]: `statvfs` on a helper thread with a timeout, so a hung
+//!   mount is reported and skipped instead of stopping the agent.
 //!
 //! [`Observation`]: aegis_core::Observation
 
@@ -24,6 +26,7 @@ pub mod host;
 pub mod process;
 pub mod runner;
 pub mod sink;
+pub mod statfs;
 
 pub use host::HostSource;
 pub use runner::{run_polled, PolledSource, SourceHealth};

@@ -135,7 +135,7 @@ impl Probe {
                 Probe::Tls(p) => p.run(timeout, at_ms).await,
                 Probe::Process(p) => p.run(now, at_ms),
                 Probe::Program(p) => p.run(timeout).await,
-                Probe::Filesystem(p) => p.run(),
+                Probe::Filesystem(p) => p.run(timeout).await,
                 Probe::Series(p) => p.run(ctx.latest.as_ref(), now),
                 Probe::Container(p) => p.run(ctx.containers.as_ref(), now),
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use aegis_core::Family;
 
 use super::Cycle;
+use crate::statfs::Statfs;
 
 /// Filesystem size.
 pub static FS_SIZE: Family = Family {
@@ -121,39 +122,38 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Reads `statvfs` for every mount.
-pub(super) fn collect(text: &str, exclude: &[String], cycle: &mut Cycle<'_>) -> Result<(), String> {
+/// Reads `statvfs` for every mount, each call bounded by `statfs`'s
+/// timeout: a hung mount is reported and skipped, the others still read.
+pub(super) fn collect(
+    text: &str,
+    exclude: &[String],
+    statfs: &mut Statfs,
+    cycle: &mut Cycle<'_>,
+) -> Result<(), String> {
     let mut failures = Vec::new();
     for mount in parse_mounts(text) {
         if exclude.contains(&mount.mountpoint) {
             continue;
         }
-        let stat = match nix::sys::statvfs::statvfs(mount.mountpoint.as_str()) {
+        let path = std::path::Path::new(mount.mountpoint.as_str());
+        let stat = match statfs.stat(path) {
             Ok(s) => s,
             Err(e) => {
-                failures.push(format!("statvfs {}: {e}", mount.mountpoint));
+                failures.push(e.describe(path));
                 continue;
             }
         };
-        let frag = stat.fragment_size() as f64;
-        let size = stat.blocks() as f64 * frag;
-        if size <= 0.0 {
+        if stat.size <= 0.0 {
             continue;
         }
-        let free = stat.blocks_free() as f64 * frag;
-        let avail = stat.blocks_available() as f64 * frag;
         let instance: Arc<str> = Arc::from(mount.mountpoint.as_str());
-        cycle.gauge(&FS_SIZE, Some(&instance), size);
-        cycle.gauge(&FS_AVAIL, Some(&instance), avail);
-        // As df: used / (used + available), so reserved blocks count as full.
-        let used = size - free;
-        if used + avail > 0.0 {
-            cycle.gauge(&FS_USED, Some(&instance), used / (used + avail));
+        cycle.gauge(&FS_SIZE, Some(&instance), stat.size);
+        cycle.gauge(&FS_AVAIL, Some(&instance), stat.avail);
+        if let Some(ratio) = stat.used_ratio() {
+            cycle.gauge(&FS_USED, Some(&instance), ratio);
         }
-        let files = stat.files() as f64;
-        if files > 0.0 {
-            let inodes_used = files - stat.files_free() as f64;
-            cycle.gauge(&FS_INODES_USED, Some(&instance), inodes_used / files);
+        if let Some(ratio) = stat.inodes_ratio() {
+            cycle.gauge(&FS_INODES_USED, Some(&instance), ratio);
         }
     }
     if failures.is_empty() {

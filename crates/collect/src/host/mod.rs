@@ -20,6 +20,7 @@ use aegis_core::counter::{CounterTracker, Step};
 use aegis_core::{Clock, Family, Observation, Reading, SeriesKey};
 
 use crate::runner::{Collection, PolledSource};
+use crate::statfs::Statfs;
 
 pub use cpu::CPU_FAMILIES;
 pub use disk::DISK_FAMILIES;
@@ -99,7 +100,14 @@ pub struct HostSource {
     exclude_interfaces: Vec<String>,
     exclude_mountpoints: Vec<String>,
     counters: CounterTracker<CounterKey>,
+    statfs: Statfs,
 }
+
+/// How long one mount's `statvfs` is waited for before the mount is
+/// reported hung and skipped until that call returns. A local or healthy
+/// network file system answers in well under a millisecond; the wait
+/// blocks the agent's thread, once per hang.
+pub const STATFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Collects the observations of one cycle, with one timestamp for all.
 struct Cycle<'a> {
@@ -173,7 +181,14 @@ impl HostSource {
             exclude_interfaces: Vec::new(),
             exclude_mountpoints: Vec::new(),
             counters: CounterTracker::new(),
+            statfs: Statfs::new(STATFS_TIMEOUT),
         }
+    }
+
+    /// With another `statvfs` and its timeout (tests).
+    pub fn with_statfs(mut self, statfs: Statfs) -> Self {
+        self.statfs = statfs;
+        self
     }
 
     /// Leaves out these interfaces and mount points.
@@ -221,7 +236,9 @@ impl HostSource {
             ("load", loadavg.and_then(|t| load::collect(&t, &mut cycle))),
             (
                 "filesystem",
-                mounts.and_then(|t| filesystem::collect(&t, &self.exclude_mountpoints, &mut cycle)),
+                mounts.and_then(|t| {
+                    filesystem::collect(&t, &self.exclude_mountpoints, &mut self.statfs, &mut cycle)
+                }),
             ),
             (
                 "disk",
