@@ -171,7 +171,9 @@ impl Poller {
         // What the list says is as old as the request: an event the stream
         // delivered after this moment is newer than the poll's word.
         let asked_ms = self.clock.wall_ms();
-        let containers = aegis_docker::list(docker, self.config.max_containers).await?;
+        let previous = Arc::clone(&self.view.borrow());
+        let containers = aegis_docker::list(docker, self.config.max_containers, &previous).await?;
+        drop(previous);
         let at_ms = self.clock.wall_ms();
         let now = self.clock.monotonic();
         let mut out = Vec::new();
@@ -229,6 +231,18 @@ impl Poller {
                 }
             }
         }
+        self.last_health
+            .retain(|id, _| containers.iter().any(|c| &c.id == id));
+        // The view and the containers' states go out before their stats:
+        // healing and the checks read the view, and the source is up once
+        // it is known. Stats can take a few seconds more on a busy engine.
+        let containers = Arc::new(containers);
+        let count = out.len();
+        self.sink.send_all(out.drain(..));
+        self.view.send_replace(Arc::clone(&containers));
+        let took = self.clock.monotonic().saturating_sub(started);
+        self.health
+            .record(SourceState::Ok, self.clock.wall_ms(), took, count, None);
         // Stats of the running containers, a few at once, each one-shot
         // (one sample, not the two a streaming call waits for).
         let running: Vec<&ContainerInfo> = containers.iter().filter(|c| c.running()).collect();
@@ -260,15 +274,9 @@ impl Poller {
                 self.stats(c, &s, now, at_ms, &mut out);
             }
         }
-        self.last_health
-            .retain(|id, _| containers.iter().any(|c| &c.id == id));
         self.counters.end_cycle();
-        self.sink.send_all(out.iter().cloned());
-        let count = out.len();
-        self.view.send_replace(Arc::new(containers));
-        let took = self.clock.monotonic().saturating_sub(started);
-        self.health
-            .record(SourceState::Ok, self.clock.wall_ms(), took, count, None);
+        self.health.counted(out.len());
+        self.sink.send_all(out);
         Ok(())
     }
 

@@ -88,6 +88,12 @@ impl SourceHealth {
         });
     }
 
+    /// Adds `more` observations to the last collection's (those a source
+    /// sends after it has recorded the collection).
+    pub fn counted(&self, more: usize) {
+        self.update(|h| h.last_observations += more);
+    }
+
     fn update(&self, f: impl FnOnce(&mut SourceStatus)) {
         let mut guard = match self.0.lock() {
             Ok(g) => g,

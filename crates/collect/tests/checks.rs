@@ -696,7 +696,7 @@ async fn container_checks_catch_a_crash_loop_on_the_real_engine() {
     let mut last = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::time::Instant::now() < deadline {
-        let list = aegis_docker::list(&engine, 100).await.expect("list");
+        let list = aegis_docker::list(&engine, 100, &[]).await.expect("list");
         tx.send_replace(Arc::new(list));
         let run = probe.run(Some(&rx), clock.monotonic());
         if run.outcome.class() == Some(FailureClass::Restarting) {

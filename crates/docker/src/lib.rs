@@ -5,6 +5,7 @@
 //! other.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aegis_core::container::{ContainerHealth, ContainerInfo, HealthcheckSpec, RestartPolicy};
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
@@ -341,8 +342,23 @@ pub async fn inspect(
     }
 }
 
-/// Every container (running or not), at most `max`, inspected.
-pub async fn list(docker: &Docker, max: usize) -> Result<Vec<ContainerInfo>, String> {
+/// Time allowed to one container's inspection during a listing. The engine
+/// holds a container while it stops or restarts it, for seconds: a host
+/// restarting many containers must not keep the whole list (and the source
+/// it feeds) waiting that long for each.
+pub const INSPECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Every container (running or not), at most `max`, inspected, a few at
+/// once. A container whose inspection fails or takes longer than
+/// `INSPECT_TIMEOUT` keeps what `previous` knew of it, or else what the
+/// list itself says (its state, health, name, image and labels, without a
+/// restart count or policy): it is never dropped from the view for a slow
+/// answer.
+pub async fn list(
+    docker: &Docker,
+    max: usize,
+    previous: &[ContainerInfo],
+) -> Result<Vec<ContainerInfo>, String> {
     let list = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -350,19 +366,80 @@ pub async fn list(docker: &Docker, max: usize) -> Result<Vec<ContainerInfo>, Str
         }))
         .await
         .map_err(|e| format!("listing containers: {e}"))?;
-    let ids: Vec<String> = list.into_iter().filter_map(|s| s.id).take(max).collect();
-    // Inspections are cheap; run a few at once so a host with many
-    // containers is read in a few round trips, not one per container.
+    let summaries: Vec<bollard::models::ContainerSummary> = list
+        .into_iter()
+        .filter(|s| s.id.is_some())
+        .take(max)
+        .collect();
     use futures_util::StreamExt;
-    let found: Vec<Option<ContainerInfo>> = futures_util::stream::iter(ids)
-        .map(|id| async move {
-            // A container removed between the list and the inspect is simply gone.
-            inspect(docker, &id).await.ok().flatten()
+    let found: Vec<Option<ContainerInfo>> = futures_util::stream::iter(summaries)
+        .map(|summary| async move {
+            let id = summary.id.clone().unwrap_or_default();
+            match tokio::time::timeout(INSPECT_TIMEOUT, inspect(docker, &id)).await {
+                Ok(Ok(found)) => found,
+                // A container removed between the list and the inspect is
+                // simply gone; one that is slow or failed to answer is not.
+                Ok(Err(_)) | Err(_) => {
+                    let known = previous.iter().find(|c| c.id == id).cloned();
+                    Some(known.map_or_else(
+                        || info_of_summary(&summary),
+                        |mut known| {
+                            // What the list says now beats what was known.
+                            let now = info_of_summary(&summary);
+                            known.state = now.state;
+                            known.health = now.health.or(known.health);
+                            known
+                        },
+                    ))
+                }
+            }
         })
         .buffered(8)
         .collect()
         .await;
     Ok(found.into_iter().flatten().collect())
+}
+
+/// What one entry of the container list says: enough to watch the
+/// container until an inspection answers.
+pub fn info_of_summary(s: &bollard::models::ContainerSummary) -> ContainerInfo {
+    let id = s.id.clone().unwrap_or_default();
+    let state = s
+        .state
+        .map(|st| st.to_string())
+        .filter(|st| !st.is_empty())
+        .unwrap_or_else(|| "unknown".to_string());
+    // Newer engines give the health apart; older ones only in the status
+    // text: `Up 5 minutes (healthy)`, `Up 3 seconds (health: starting)`.
+    let health = s
+        .health
+        .as_ref()
+        .and_then(|h| h.status)
+        .and_then(|h| ContainerHealth::parse(h.as_ref()))
+        .or_else(|| {
+            let status = s.status.as_deref()?;
+            let inside = status.rsplit_once('(')?.1.strip_suffix(')')?;
+            ContainerHealth::parse(inside.trim_start_matches("health:"))
+        });
+    ContainerInfo {
+        name: s
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map_or_else(|| id.clone(), |n| n.trim_start_matches('/').to_string()),
+        id,
+        state,
+        health,
+        restart_count: 0,
+        exit_code: None,
+        image: s.image.clone().unwrap_or_default(),
+        labels: s.labels.clone().unwrap_or_default(),
+        restart_policy: None,
+        network_mode: s.host_config.as_ref().and_then(|h| h.network_mode.clone()),
+        started_at_ms: None,
+        healthcheck: None,
+        health_checked_ms: None,
+    }
 }
 
 /// The labels of an event's actor, without the attributes the engine adds
@@ -400,6 +477,42 @@ mod tests {
             assert_eq!(found[0], DOCKER_SOCKET);
             assert_eq!(found[1], PODMAN_SOCKET);
         }
+    }
+
+    #[test]
+    fn a_list_entry_says_state_health_name_and_labels() {
+        let entry = |status: &str| -> bollard::models::ContainerSummary {
+            serde_json::from_value(serde_json::json!({
+                "Id": "abc123",
+                "Names": ["/web"],
+                "Image": "nginx",
+                "State": "running",
+                "Status": status,
+                "Labels": {"aegis.autoheal": "true"},
+                "HostConfig": {"NetworkMode": "container:vpn"}
+            }))
+            .expect("a list entry")
+        };
+        let info = info_of_summary(&entry("Up 5 minutes (unhealthy)"));
+        assert_eq!(
+            (info.id.as_str(), info.name.as_str(), info.state.as_str()),
+            ("abc123", "web", "running")
+        );
+        assert_eq!(info.health, Some(ContainerHealth::Unhealthy));
+        assert_eq!(
+            info.labels.get("aegis.autoheal").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(info.network_mode.as_deref(), Some("container:vpn"));
+        assert_eq!(
+            info_of_summary(&entry("Up 3 seconds (health: starting)")).health,
+            Some(ContainerHealth::Starting)
+        );
+        assert_eq!(info_of_summary(&entry("Up 2 hours")).health, None);
+        assert_eq!(
+            info_of_summary(&entry("Exited (1) 2 minutes ago")).health,
+            None
+        );
     }
 
     #[test]
