@@ -28,6 +28,18 @@ pub fn receivers(config: &Config) -> Result<Vec<Receiver>, String> {
     hooks.chain(others).collect()
 }
 
+/// The notifier's settings from `config`: its receivers, grouping, rate
+/// limit and attempts.
+pub fn notifier_config(config: &Config) -> Result<aegis_notify::NotifierConfig, String> {
+    Ok(aegis_notify::NotifierConfig {
+        receivers: receivers(config)?,
+        group_wait: config.notify.group_wait.0,
+        max_posts_per_minute: config.notify.max_posts_per_minute,
+        attempts: config.notify.attempts,
+        ..aegis_notify::NotifierConfig::default()
+    })
+}
+
 /// How each test delivery ended, by receiver, in configuration order.
 pub struct TestReport {
     /// `(receiver, kind, address, result)`.

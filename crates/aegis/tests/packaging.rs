@@ -274,7 +274,7 @@ fn logged(agent: &Agent, text: &str, within: Duration) -> Option<serde_json::Val
 }
 
 #[test]
-fn sighup_applies_a_changed_check_and_refuses_an_invalid_file_while_the_agent_keeps_running() {
+fn sighup_applies_checks_rules_healing_settings_and_receivers_and_refuses_an_invalid_file() {
     let home = tempfile::tempdir().expect("tempdir");
     let config = home.path().join("aegis.toml");
     let up = std::net::TcpListener::bind("127.0.0.1:0").expect("a listening port");
@@ -308,14 +308,20 @@ fn sighup_applies_a_changed_check_and_refuses_an_invalid_file_while_the_agent_ke
     let keep_runs_before = check_names(&agent)[0].2;
 
     // A changed set: `old` goes, `new` and `trips` come, `keep` is
-    // untouched; a rule that heals `trips` when it fails (rules change live
-    // too); and a setting of the guard, which only applies at the next start.
+    // untouched; a rule that heals `trips` when it fails (rules change
+    // live); dry run switched on (the guard changes live); a receiver told
+    // of failing checks (receivers change live); and the host's sampling
+    // interval, which only applies at the next start.
+    let chat = aegis_testkit::HttpStub::start();
     std::fs::write(
         &config,
         format!(
-            "[detect]\nenabled = false\n[heal]\ncooldown = \"45s\"\n\
+            "[detect]\nenabled = false\n[collect]\ninterval = \"7s\"\n[heal]\ndry_run = true\n\
              [[heal.rules]]\nname = \"trips\"\non = \"check_failed\"\ncheck = \"trips\"\n\
-             actions = [{{ kind = \"command\", argv = [\"true\"] }}]\n{}",
+             actions = [{{ kind = \"command\", argv = [\"true\"] }}]\n\
+             [notify]\ngroup_wait = \"100ms\"\n\
+             [[notify.receivers]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"{}\"\nevents = [\"check_failing\"]\n{}",
+            chat.url("/hook"),
             checks(&[
                 ("keep", up_addr.to_string()),
                 ("new", up_addr.to_string()),
@@ -325,18 +331,26 @@ fn sighup_applies_a_changed_check_and_refuses_an_invalid_file_while_the_agent_ke
     )
     .expect("config");
     hangup(&agent);
-    let applied = logged(&agent, "checks and rules applied", Duration::from_secs(20))
-        .expect("no log of the checks applied");
+    let applied = logged(
+        &agent,
+        "checks, rules and healing settings applied",
+        Duration::from_secs(20),
+    )
+    .expect("no log of the checks applied");
     assert_eq!(applied["added"], "[\"new\", \"trips\"]", "{applied}");
     assert_eq!(applied["rules_replaced"], true, "{applied}");
+    assert_eq!(applied["heal_settings"], true, "{applied}");
     assert_eq!(applied["removed"], "[\"old\"]", "{applied}");
+    let receivers = logged(&agent, "receivers applied", Duration::from_secs(5))
+        .expect("no log of the receivers applied");
+    assert_eq!(receivers["added"], "[\"chat\"]", "{receivers}");
     let later = logged(
         &agent,
         "take effect at the next start",
         Duration::from_secs(5),
     )
     .expect("no log of the sections left for a restart");
-    assert_eq!(later["sections"], "[\"heal\"]", "{later}");
+    assert_eq!(later["sections"], "[\"collect\"]", "{later}");
     assert!(
         common::wait_until(Duration::from_secs(20), || {
             let c = check_names(&agent);
@@ -345,14 +359,24 @@ fn sighup_applies_a_changed_check_and_refuses_an_invalid_file_while_the_agent_ke
         "the new check is not passing: {:?}",
         check_names(&agent)
     );
-    // The new rule is in force: the failing new check is healed by it.
+    // The new rule is in force, under the new dry run: the failing new
+    // check is healed by it, in dry run; and the new receiver hears of it.
     assert!(
-        common::wait_until(Duration::from_secs(20), || agent
-            .get("/api/v1/actions?limit=100")
-            .1
-            .contains("\"action\":\"command\"")),
-        "the rule added by the reload did not heal its check: {}",
+        common::wait_until(Duration::from_secs(20), || {
+            let actions = agent.get("/api/v1/actions?target=trips&limit=100").1;
+            actions.contains("\"action\":\"command\"")
+                && actions.contains("\"outcome\":\"dry_run\"")
+        }),
+        "the rule added by the reload did not heal its check in dry run: {}",
         agent.get("/api/v1/actions?limit=100").1
+    );
+    assert!(
+        common::wait_until(Duration::from_secs(20), || chat
+            .requests()
+            .iter()
+            .any(|r| r.body.contains("trips"))),
+        "the receiver added by the reload heard nothing: {:?}",
+        chat.requests()
     );
     let c = check_names(&agent);
     assert_eq!(c[0].0, "keep");

@@ -104,6 +104,19 @@ impl Breaker {
         }
     }
 
+    /// Takes new settings at `now` (a reloaded configuration), keeping its
+    /// state: a breaker open for longer than the new longest cooldown
+    /// allows its probe at the end of that cooldown instead.
+    pub fn set_config(&mut self, config: BreakerConfig, now: Duration) {
+        self.config = config;
+        if let BreakerState::Open { until, trips } = self.state {
+            self.state = BreakerState::Open {
+                until: until.min(now + config.max_cooldown),
+                trips,
+            };
+        }
+    }
+
     /// The state as of `now` (an expired open state reads as half-open).
     pub fn state(&mut self, now: Duration) -> BreakerState {
         self.advance(now);
@@ -288,6 +301,32 @@ mod tests {
             BreakerState::Open { trips: 2, .. }
         ));
         assert_eq!(b.admit(s(62)), Admission::Probe);
+    }
+
+    #[test]
+    fn new_settings_keep_the_state_and_cap_an_open_breaker_at_the_new_longest_cooldown() {
+        let mut b = Breaker::new(config());
+        for t in 0..3 {
+            b.record(false, s(t));
+        }
+        // Open until 12; shorter settings bring the probe forward to 2 + 5.
+        b.set_config(
+            BreakerConfig {
+                failure_threshold: 1,
+                max_cooldown: s(5),
+                ..config()
+            },
+            s(2),
+        );
+        assert_eq!(b.admit(s(3)), Admission::Rejected { until: s(7) });
+        assert_eq!(b.admit(s(7)), Admission::Probe);
+        // One failure now trips it (the new threshold), for at most 5 s.
+        b.record(true, s(8));
+        b.record(false, s(9));
+        assert_eq!(b.admit(s(9)), Admission::Rejected { until: s(14) });
+        // Longer settings do not lengthen a cooldown under way.
+        b.set_config(config(), s(10));
+        assert_eq!(b.admit(s(10)), Admission::Rejected { until: s(14) });
     }
 
     proptest! {

@@ -264,6 +264,25 @@ impl Guard {
         }
     }
 
+    /// Takes new settings at monotonic `now` (a reloaded configuration),
+    /// keeping what it remembers: past actions count against the new
+    /// cooldown, rate limit and budget, actions under way keep their slots,
+    /// and each breaker keeps its state under the new thresholds (see
+    /// [`aegis_core::breaker::Breaker::set_config`]). How far back an
+    /// earlier run's actions reach stays what it was at the start.
+    pub fn reconfigure(&mut self, config: GuardConfig, now: Duration) {
+        let now = now + self.shift;
+        for state in self.targets.values_mut() {
+            state.breaker.set_config(config.breaker, now);
+        }
+        self.config = config;
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &GuardConfig {
+        &self.config
+    }
+
     /// Pauses or resumes every action.
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
@@ -553,6 +572,45 @@ mod tests {
             Err(Skip::RateLimited { retry_in_s: 540 })
         );
         assert!(g.check("web", s(600), 0).is_ok());
+    }
+
+    #[test]
+    fn new_settings_apply_to_what_the_guard_remembers() {
+        let mut g = Guard::new(config());
+        for at in [0, 20] {
+            let t = g.check("web", s(at), 0).expect("allowed");
+            g.finish(t, Outcome::Succeeded, s(at + 1));
+        }
+        // A maintenance window and a lower rate limit, live: the two
+        // actions already taken count against the new limit of two.
+        g.reconfigure(
+            GuardConfig {
+                rate_max: 2,
+                maintenance: vec![MaintenanceWindow {
+                    days: 0b111_1111,
+                    start_minute: 0,
+                    end_minute: 60,
+                }],
+                ..config()
+            },
+            s(30),
+        );
+        assert_eq!(g.check("web", s(40), 0), Err(Skip::Maintenance));
+        let after_the_window = 3_600_000;
+        assert_eq!(
+            g.check("web", s(40), after_the_window),
+            Err(Skip::RateLimited { retry_in_s: 560 })
+        );
+        // Dry run switched on by a reload holds every action back.
+        g.reconfigure(
+            GuardConfig {
+                dry_run: true,
+                ..config()
+            },
+            s(50),
+        );
+        assert_eq!(g.check("web", s(50), 0), Err(Skip::DryRun));
+        assert!(g.config().dry_run);
     }
 
     #[test]

@@ -72,6 +72,22 @@ pub type Delivery = Result<String, String>;
 enum Command {
     Broadcast(Message, Option<String>),
     Direct(Box<Receiver>, Message, Option<oneshot::Sender<Delivery>>),
+    Reconfigure(Box<NotifierConfig>, oneshot::Sender<Reconfigured>),
+}
+
+/// What a new configuration changed, by receiver name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// Receivers that are new, or whose settings changed (they start with
+    /// nothing waiting).
+    pub added: Vec<String>,
+    /// Receivers that are gone, with what waited for them.
+    pub removed: Vec<String>,
+    /// Receivers unchanged: what waits for them, and their rate limit's
+    /// memory, are kept.
+    pub kept: usize,
+    /// Messages that waited for removed or changed receivers, dropped.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +156,19 @@ impl Notifier {
             }
         }
         rx
+    }
+
+    /// Replaces the receivers and the grouping, rate-limit and retry
+    /// settings (a reloaded configuration). Unchanged receivers keep what
+    /// waits for them; posts in flight finish as they began. `None` when
+    /// the notifier has stopped.
+    pub async fn reconfigure(&self, config: NotifierConfig) -> Option<Reconfigured> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Reconfigure(Box::new(config), reply))
+            .await
+            .ok()?;
+        rx.await.ok()
     }
 
     /// Delivery figures.
@@ -253,6 +282,9 @@ impl Task {
                 cmd = rx.recv() => match cmd {
                     Some(Command::Broadcast(m, except)) => self.broadcast(m, except.as_deref()),
                     Some(Command::Direct(r, m, reply)) => self.queue((*r, vec![m], reply)),
+                    Some(Command::Reconfigure(config, reply)) => {
+                        let _ = reply.send(self.reconfigure(*config));
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(wake) => self.flush_due(),
@@ -260,6 +292,53 @@ impl Task {
             }
             self.start_queued();
         }
+    }
+
+    fn reconfigure(&mut self, config: NotifierConfig) -> Reconfigured {
+        let mut done = Reconfigured::default();
+        let mut old = std::mem::take(&mut self.pending);
+        for r in &config.receivers {
+            match old.iter().position(|p| p.receiver == *r) {
+                Some(i) => {
+                    self.pending.push(old.swap_remove(i));
+                    done.kept += 1;
+                }
+                None => {
+                    self.pending.push(Pending {
+                        receiver: r.clone(),
+                        waiting: BTreeMap::new(),
+                        sent_at: VecDeque::new(),
+                        flush_at: None,
+                    });
+                    done.added.push(r.name.clone());
+                }
+            }
+        }
+        let now_named: std::collections::BTreeSet<&str> =
+            config.receivers.iter().map(|r| r.name.as_str()).collect();
+        for p in old {
+            done.dropped += p.waiting.len() as u64;
+            if !now_named.contains(p.receiver.name.as_str()) {
+                done.removed.push(p.receiver.name.clone());
+            }
+        }
+        {
+            let mut c = lock(&self.counters);
+            c.dropped += done.dropped;
+            c.receivers
+                .retain(|name, _| now_named.contains(name.as_str()));
+            for r in &config.receivers {
+                c.receivers
+                    .entry(r.name.clone())
+                    .or_insert_with(|| ReceiverSummary {
+                        name: r.name.clone(),
+                        kind: r.kind.as_str().into(),
+                        ..ReceiverSummary::default()
+                    });
+            }
+        }
+        self.config = config;
+        done
     }
 
     fn broadcast(&mut self, m: Message, except: Option<&str>) {

@@ -27,6 +27,8 @@ pub mod push;
 pub mod receiver;
 pub mod text;
 
-pub use dispatch::{host_name, new, start, Delivery, Notifier, NotifierConfig, NotifierTask};
+pub use dispatch::{
+    host_name, new, start, Delivery, Notifier, NotifierConfig, NotifierTask, Reconfigured,
+};
 pub use message::{Event, Message};
 pub use receiver::{Receiver, ReceiverKind};

@@ -542,6 +542,74 @@ async fn a_large_batch_is_split_within_each_services_limits() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_receivers_take_effect_without_a_restart_and_unchanged_ones_keep_their_messages() {
+    let stub = HttpStub::start();
+    let slack = |name: &str, min: Severity| {
+        let mut c = ReceiverConfig::new(name.parse().expect("name"), ReceiverKindName::Slack);
+        c.url = Some(stub.url(&format!("/{name}")).parse().expect("url"));
+        Receiver::from_config(&c, min).expect("receiver")
+    };
+    // Long enough that a reload right after a message finds it waiting.
+    let config = |receivers: Vec<Receiver>| NotifierConfig {
+        receivers,
+        group_wait: Duration::from_secs(1),
+        ..NotifierConfig::default()
+    };
+    let cancel = CancellationToken::new();
+    let (notifier, task) = aegis_notify::new(config(vec![slack("ops", Severity::Info)]));
+    let running = tokio::spawn(task.run(cancel.clone()));
+
+    // A message waits in its group for `ops` while the receivers change:
+    // `ops` is unchanged and keeps it, `pager` is new.
+    notifier.send(heal_failed());
+    let done = notifier
+        .reconfigure(config(vec![
+            slack("ops", Severity::Info),
+            slack("pager", Severity::Critical),
+        ]))
+        .await
+        .expect("reconfigured");
+    assert_eq!(done.added, vec!["pager".to_string()]);
+    assert_eq!((done.kept, done.dropped), (1, 0));
+    assert!(done.removed.is_empty());
+    wait_until(Duration::from_secs(10), "ops's message", || {
+        !stub.requests_to("/ops").is_empty()
+    });
+    notifier.send(Message {
+        severity: Severity::Critical,
+        ..recovery()
+    });
+    wait_until(Duration::from_secs(10), "both receivers told", || {
+        stub.requests_to("/ops").len() == 2 && stub.requests_to("/pager").len() == 1
+    });
+
+    // `ops` goes, with what waits for it; `pager` changes (a new minimum
+    // severity): it starts empty.
+    notifier.send(heal_failed());
+    let done = notifier
+        .reconfigure(config(vec![slack("pager", Severity::Info)]))
+        .await
+        .expect("reconfigured");
+    assert_eq!(done.removed, vec!["ops".to_string()]);
+    assert_eq!(done.added, vec!["pager".to_string()]);
+    assert_eq!((done.kept, done.dropped), (0, 2));
+    let summary = notifier.summary();
+    let names: Vec<&str> = summary.receivers.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["pager"]);
+    notifier.send(recovery());
+    wait_until(Duration::from_secs(10), "the changed receiver told", || {
+        stub.requests_to("/pager").len() == 2
+    });
+    assert_eq!(
+        stub.requests_to("/ops").len(),
+        2,
+        "a removed receiver was told"
+    );
+    cancel.cancel();
+    running.await.expect("the notifier stopped");
+}
+
 /// The first `python3` that has aiosmtpd.
 fn python_with_aiosmtpd() -> Option<PathBuf> {
     ["python3", "/usr/bin/python3"].iter().find_map(|p| {

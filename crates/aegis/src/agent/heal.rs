@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aegis_core::config::{Config, ProcessConfig};
 use aegis_core::status::ActionRecord;
-use aegis_heal::engine::{EngineConfig, EngineHandle, Recorder};
+use aegis_heal::engine::{EngineConfig, EngineHandle, Recorder, Settings};
 use aegis_heal::exec::{ProcessFinder, WatchedProcess};
 use aegis_heal::guard::{GuardConfig, MaintenanceWindow};
 use aegis_store::{StoreEvent, StoreHandle};
@@ -23,6 +23,16 @@ pub const BREAKER_GROWTH: u32 = 2;
 /// A half-open breaker's probe that never reported back expires after
 /// twice the attempt timeout, and never sooner than this.
 pub const MIN_PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a reload can change of healing while it runs: the engine's
+/// settings and the executors' timeout and deny-list.
+pub fn settings(config: &Config) -> Settings {
+    Settings {
+        engine: engine_config(config),
+        attempt_timeout: config.heal.attempt_timeout.0,
+        deny_processes: config.heal.deny_processes.clone(),
+    }
+}
 
 /// The engine's settings from the configuration. Every value is typed
 /// already: nothing here parses text or falls back.

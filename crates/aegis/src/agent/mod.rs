@@ -38,7 +38,6 @@ use aegis_heal::engine::{Engine, EngineEnv, Trigger};
 use aegis_heal::exec::container::Containers;
 use aegis_heal::exec::{Dispatch, ExecContext};
 use aegis_heal::policy::Policy;
-use aegis_notify::NotifierConfig;
 use aegis_store::{StoreHandle, StoreOptions, StoreThread};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -141,14 +140,8 @@ impl Agent {
         let (next_anomaly, next_incident) = store.next_ids().await.context("reading the store")?;
 
         // The notifier: every message that leaves the agent.
-        let receivers = crate::notify::receivers(&config).map_err(anyhow::Error::msg)?;
-        let (notifier, notifier_task) = aegis_notify::new(NotifierConfig {
-            receivers,
-            group_wait: config.notify.group_wait.0,
-            max_posts_per_minute: config.notify.max_posts_per_minute,
-            attempts: config.notify.attempts,
-            ..NotifierConfig::default()
-        });
+        let (notifier, notifier_task) =
+            aegis_notify::new(crate::notify::notifier_config(&config).map_err(anyhow::Error::msg)?);
         parts.push((
             "notifier",
             Role::Optional,
@@ -345,6 +338,7 @@ impl Agent {
             checks: checks_handle,
             check_configs,
             heal: heal.clone(),
+            notifier: notifier.clone(),
         };
         parts.push((
             "pipeline",

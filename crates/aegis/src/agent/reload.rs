@@ -11,9 +11,15 @@
 //!   start afresh, removed ones stop (healing forgets their incidents);
 //! - the healing rules (`[[heal.rules]]`) change live: incidents already
 //!   open keep the ladder they started with, new ones follow the new rules;
+//! - the rest of `[heal]` changes live (the guard's limits, dry run,
+//!   maintenance windows, breakers, retries, the verify window, `enabled`,
+//!   the attempt timeout and the deny-list): what the guard remembers counts
+//!   against the new limits, attempts under way finish as they began;
+//! - `[notify]` changes live: receivers that are unchanged keep what waits
+//!   for them, new and changed ones start empty, removed ones are dropped;
 //! - every other section is named in the log as changed but applied at the
 //!   next start: those are wired into tasks, sockets and files made once
-//!   (the store, the API listener, the sources, the engine's guard).
+//!   (the store, the API listener, the sources, the detectors).
 
 use std::sync::Arc;
 
@@ -21,6 +27,7 @@ use aegis_collect::check::{ChecksHandle, Replaced};
 use aegis_core::config::{CheckConfig, Config, ConfigError};
 use aegis_heal::engine::{EngineHandle, Trigger};
 use aegis_heal::policy::Policy;
+use aegis_notify::{Notifier, Reconfigured};
 use tokio::sync::watch;
 
 /// What a reload reaches while the agent runs.
@@ -29,8 +36,10 @@ pub struct Live {
     pub checks: ChecksHandle,
     /// The checks the transition fan-out knows.
     pub check_configs: watch::Sender<Arc<Vec<CheckConfig>>>,
-    /// Healing (told of removed checks).
+    /// Healing (told of removed checks, new rules and settings).
     pub heal: EngineHandle,
+    /// Every message that leaves the agent.
+    pub notifier: Notifier,
 }
 
 /// A reload request: the configuration read again, or why it was refused.
@@ -43,6 +52,10 @@ pub struct Outcome {
     pub checks: Replaced,
     /// Whether the healing rules were replaced.
     pub rules: bool,
+    /// Whether the rest of `[heal]` was applied anew.
+    pub heal: bool,
+    /// What changed among the receivers, when `[notify]` changed.
+    pub notify: Option<Reconfigured>,
     /// Sections that changed and take effect at the next start.
     pub at_restart: Vec<&'static str>,
 }
@@ -61,15 +74,7 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
     see("store", old.store != new.store);
     see("detect", old.detect != new.detect);
     see("docker", old.docker != new.docker);
-    // The rules apply live; the rest of [heal] (the guard) does not.
-    let guard = |c: &Config| {
-        let mut h = c.heal.clone();
-        h.rules = Vec::new();
-        h
-    };
-    see("heal", guard(old) != guard(new));
     see("probe", old.probe != new.probe);
-    see("notify", old.notify != new.notify);
     see("api", old.api != new.api);
     see("log", old.log != new.log);
     changed
@@ -96,6 +101,32 @@ pub async fn apply(live: &Live, old: &mut Config, new: Config) -> Result<Outcome
         }
         replaced
     };
+    // [heal] but its rules: the guard and the engine's settings.
+    let settings = |c: &Config| {
+        let mut h = c.heal.clone();
+        h.rules = Vec::new();
+        h
+    };
+    let heal = settings(old) != settings(&new);
+    if heal
+        && !live
+            .heal
+            .trigger_wait(Trigger::Settings(Box::new(super::heal::settings(&new))))
+            .await
+    {
+        return Err("healing has stopped".to_string());
+    }
+    let notify = if old.notify != new.notify {
+        let config = crate::notify::notifier_config(&new)?;
+        Some(
+            live.notifier
+                .reconfigure(config)
+                .await
+                .ok_or("the notifier has stopped")?,
+        )
+    } else {
+        None
+    };
     let rules = old.heal.rules != new.heal.rules;
     if rules {
         let policy = Policy::new(new.heal.rules.clone(), &old.docker.autoheal_label);
@@ -107,10 +138,13 @@ pub async fn apply(live: &Live, old: &mut Config, new: Config) -> Result<Outcome
     old.checks = new.checks;
     old.probes = new.probes;
     old.processes = new.processes;
-    old.heal.rules = new.heal.rules;
+    old.heal = new.heal;
+    old.notify = new.notify;
     Ok(Outcome {
         checks,
         rules,
+        heal,
+        notify,
         at_restart,
     })
 }
@@ -118,7 +152,12 @@ pub async fn apply(live: &Live, old: &mut Config, new: Config) -> Result<Outcome
 /// Logs what a reload did.
 pub fn log(outcome: &Outcome) {
     let c = &outcome.checks;
-    if c.is_empty() && !outcome.rules && outcome.at_restart.is_empty() {
+    if c.is_empty()
+        && !outcome.rules
+        && !outcome.heal
+        && outcome.notify.is_none()
+        && outcome.at_restart.is_empty()
+    {
         tracing::info!("configuration reloaded: nothing changed");
         return;
     }
@@ -128,8 +167,18 @@ pub fn log(outcome: &Outcome) {
         changed = ?c.changed,
         kept = c.kept,
         rules_replaced = outcome.rules,
-        "configuration reloaded: checks and rules applied"
+        heal_settings = outcome.heal,
+        "configuration reloaded: checks, rules and healing settings applied"
     );
+    if let Some(n) = &outcome.notify {
+        tracing::info!(
+            added = ?n.added,
+            removed = ?n.removed,
+            kept = n.kept,
+            dropped = n.dropped,
+            "configuration reloaded: receivers applied"
+        );
+    }
     if !outcome.at_restart.is_empty() {
         tracing::warn!(
             sections = ?outcome.at_restart,

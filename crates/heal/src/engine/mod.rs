@@ -100,6 +100,17 @@ impl Default for EngineConfig {
     }
 }
 
+/// Healing settings a reload can change while the engine runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The engine's and its guard's settings.
+    pub engine: EngineConfig,
+    /// Time allowed to one attempt, for the executors.
+    pub attempt_timeout: Duration,
+    /// Process names never signalled.
+    pub deny_processes: Vec<String>,
+}
+
 /// What the engine works with: time, where records go, who executes and
 /// who tells people.
 pub struct EngineEnv {
@@ -311,6 +322,33 @@ impl Engine {
                 summary: summary_rx,
             },
         )
+    }
+
+    /// Takes reloaded settings (see [`Trigger::Settings`]).
+    fn reconfigure(&mut self, settings: Settings) {
+        let now = self.env.clock.monotonic();
+        self.guard.reconfigure(settings.engine.guard.clone(), now);
+        let exec = &self.env.exec;
+        self.env.exec = Arc::new(ExecContext {
+            attempt_timeout: settings.attempt_timeout,
+            proc_root: exec.proc_root.clone(),
+            deny_processes: settings.deny_processes,
+            root: exec.root.clone(),
+            processes: Arc::clone(&exec.processes),
+            containers: Arc::clone(&exec.containers),
+        });
+        // How a check's target backs off is not a setting of the file.
+        let check_backoff = self.config.check_backoff;
+        self.config = EngineConfig {
+            check_backoff,
+            ..settings.engine
+        };
+        tracing::info!(
+            enabled = self.config.enabled,
+            dry_run = self.config.guard.dry_run,
+            maintenance_windows = self.config.guard.maintenance.len(),
+            "healing settings reloaded"
+        );
     }
 
     /// How far back the records of an earlier run can still matter to the

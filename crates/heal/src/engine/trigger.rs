@@ -21,7 +21,7 @@ use aegis_core::Severity;
 
 use super::incident::{Opening, Verification};
 use super::record::Step;
-use super::Engine;
+use super::{Engine, Settings};
 use crate::policy::Symptom;
 
 /// Containers remembered at most (stops, episodes); the map is cleared
@@ -85,6 +85,13 @@ pub enum Trigger {
     /// A reload replaced the rules. Incidents already open keep the ladder
     /// they started with; new ones follow the new rules.
     Rules(crate::policy::Policy),
+    /// A reload changed the healing settings: the guard (cooldown, rate
+    /// limit, budget, concurrency, breakers, dry run, maintenance windows),
+    /// retries, the verify window, whether healing acts at all, the
+    /// executors' attempt timeout and deny-list. What the guard remembers
+    /// counts against the new limits; attempts under way finish as they
+    /// began.
+    Settings(Box<Settings>),
     /// A reload removed the check or changed it (a changed check starts
     /// afresh and fails again, if it still does, as a new trigger).
     CheckRemoved {
@@ -152,6 +159,7 @@ impl Engine {
                 "the check is blocked by a dependency: it is not its own to heal",
             ),
             Trigger::Rules(policy) => self.policy = policy,
+            Trigger::Settings(settings) => self.reconfigure(*settings),
             Trigger::CheckRemoved { check } => self.check_stopped(
                 &check,
                 false,
