@@ -121,25 +121,17 @@ async fn a_minute_is_committed_once_just_after_it_closes_and_the_rest_when_asked
 
     // Two seconds past the minute: its row, complete, and not the next one.
     clock.advance(Duration::from_millis(1_100));
+    let counts = |points: Vec<MinutePoint>| -> Vec<(i64, u64)> {
+        points.iter().map(|p| (p.minute_ms, p.count)).collect()
+    };
     rx_minutes(&store, "eth0", 0).await;
-    let points = rx_minutes(&store, "eth0", 0).await;
-    assert_eq!(
-        points
-            .iter()
-            .map(|p| (p.minute_ms, p.count))
-            .collect::<Vec<_>>(),
-        vec![(T0, 2)]
-    );
+    assert_eq!(counts(rx_minutes(&store, "eth0", 0).await), vec![(T0, 2)]);
     assert_eq!(store.rows_written(), 1);
 
     // An explicit flush (and a stop) writes the minute under way too.
     store.flush().await.expect("flush");
-    let points = rx_minutes(&store, "eth0", 0).await;
     assert_eq!(
-        points
-            .iter()
-            .map(|p| (p.minute_ms, p.count))
-            .collect::<Vec<_>>(),
+        counts(rx_minutes(&store, "eth0", 0).await),
         vec![(T0, 2), (T0 + 60_000, 1)]
     );
     assert_eq!(store.rows_written(), 2);
