@@ -91,19 +91,30 @@ pub struct Proc {
     pub rss_pages: u64,
 }
 
-fn read_proc(root: &Path, pid: i32) -> Option<Proc> {
+/// One process; its command line only when `with_cmdline` (empty
+/// otherwise).
+///
+/// The command line is read only for selectors that need it: reading it
+/// takes the process's memory-map lock, which a process stuck in a page
+/// fault (on a hung network mount, say) holds, and the read then waits
+/// with it, as `ps` does. `stat` needs no such lock.
+fn read_proc(root: &Path, pid: i32, with_cmdline: bool) -> Option<Proc> {
     let dir = root.join(pid.to_string());
     let stat =
         aegis_core::procfs::parse_pid_stat(&std::fs::read_to_string(dir.join("stat")).ok()?)?;
-    let cmdline = std::fs::read(dir.join("cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .split('\0')
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
+    let cmdline = if with_cmdline {
+        std::fs::read(dir.join("cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .split('\0')
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     Some(Proc {
         pid,
         comm: stat.comm,
@@ -133,20 +144,21 @@ pub fn find(root: &Path, w: &ProcessConfig) -> Vec<Proc> {
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| t.trim().parse::<i32>().ok());
-    list(root)
+    list(root, w.cmdline.is_some())
         .into_iter()
         .filter(|p| matches(w, p, pidfile_pid))
         .collect()
 }
 
-/// Every process under `root` (a procfs).
-pub fn list(root: &Path) -> Vec<Proc> {
+/// Every process under `root` (a procfs), with their command lines when
+/// `with_cmdline` (see [`read_proc`]).
+pub fn list(root: &Path, with_cmdline: bool) -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir(root) else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .filter_map(|pid| read_proc(root, pid))
+        .filter_map(|pid| read_proc(root, pid, with_cmdline))
         .collect()
 }
 
@@ -199,6 +211,11 @@ impl ProcessWatch {
             restarts: 0,
             first: true,
         }
+    }
+
+    /// Whether finding it takes the command lines (a `cmdline` pattern).
+    pub fn needs_cmdline(&self) -> bool {
+        self.watched.cmdline.is_some()
     }
 
     /// The selector.
@@ -335,7 +352,8 @@ impl ProcessSource {
 
     /// Reads every watched process once.
     pub fn collect_at(&mut self, at: std::time::Duration, at_ms: i64) -> Collection {
-        let procs = list(&self.root);
+        let with_cmdline = self.watches.iter().any(ProcessWatch::needs_cmdline);
+        let procs = list(&self.root, with_cmdline);
         let mut observations = Vec::new();
         let mut errors = Vec::new();
         for w in &mut self.watches {
@@ -381,6 +399,44 @@ mod tests {
             threads: 1,
             rss_pages: 1,
         }
+    }
+
+    /// Regression: every process's command line was read for every
+    /// selector, and that read waits on the process's memory-map lock (a
+    /// process stuck in a page fault holds it): a `comm` or pidfile check
+    /// could hang on any process of the host. A FIFO stands in for such a
+    /// command line here: reading it never returns.
+    #[test]
+    fn a_command_line_is_read_only_for_a_cmdline_selector() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("42");
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("stat"),
+            "42 (worker) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 5000 1000000 250 \
+             18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
+        )
+        .expect("stat");
+        nix::unistd::mkfifo(&dir.join("cmdline"), nix::sys::stat::Mode::S_IRWXU).expect("fifo");
+        let by_comm = ProcessConfig {
+            name: "w".parse().expect("name"),
+            comm: Some("worker".into()),
+            cmdline: None,
+            pidfile: None,
+        };
+        assert!(!ProcessWatch::new(by_comm.clone()).needs_cmdline());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let at = root.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(find(&at, &by_comm));
+        });
+        let found = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("finding by comm read the command line");
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].pid, found[0].comm.as_str()), (42, "worker"));
+        // Let the FIFO go so nothing is left waiting on it.
+        std::fs::remove_file(dir.join("cmdline")).expect("rm fifo");
     }
 
     /// Regression: the CPU of a group was the rate of its members' total,

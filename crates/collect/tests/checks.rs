@@ -524,7 +524,7 @@ async fn program_checks_judge_the_exit_status_and_kill_the_whole_group_on_timeou
         run.outcome
     );
     let child_left = || {
-        aegis_collect::process::list(Path::new("/proc"))
+        aegis_collect::process::list(Path::new("/proc"), true)
             .iter()
             .any(|p| p.cmdline == format!("sleep {marker}"))
     };

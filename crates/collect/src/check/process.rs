@@ -49,7 +49,7 @@ impl ProcessProbe {
 
     /// Reads `/proc` once, at monotonic `now`.
     pub fn run(&mut self, now: Duration, at_ms: i64) -> Run {
-        let procs = list(&self.root);
+        let procs = list(&self.root, self.watch.needs_cmdline());
         let mut observations = Vec::new();
         let mut errors = Vec::new();
         let s = self.watch.collect(
