@@ -216,22 +216,10 @@ fn record(
             SourceState::Degraded
         }
     };
-    let at = clock.wall_ms();
-    health.update(|h| {
-        h.state = state;
-        h.collections += 1;
-        h.last_collection_ms = Some(at);
-        h.last_duration_ms = Some(took.as_secs_f64() * 1000.0);
-        h.last_observations = count;
-        let failed = !collection.errors.is_empty() || collection.unavailable.is_some();
-        if failed {
-            h.errors += 1;
-        }
-        h.last_error = collection
-            .unavailable
-            .clone()
-            .or_else(|| collection.errors.first().cloned());
-    });
+    let error = collection
+        .unavailable
+        .or_else(|| collection.errors.into_iter().next());
+    health.record(state, clock.wall_ms(), took, count, error);
 }
 
 #[cfg(test)]
