@@ -112,10 +112,12 @@ rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
 a = [r[1] - r[0] for r in rows]
 m = [r[2] - r[0] for r in rows]
 print(f"fault -> action, {len(rows)} trials, checks every 1 s, 3 failures in a row:")
-print("| | median s | worst s | best s |")
-print("|---|---|---|---|")
+print("| | median s | mean s | worst s | best s |")
+print("|---|---|---|---|---|")
 for name, xs in (("aegis", a), ("monit", m)):
-    print(f"| {name} | {statistics.median(xs):.2f} | {max(xs):.2f} | {min(xs):.2f} |")
+    print(f"| {name} | {statistics.median(xs):.2f} | {statistics.mean(xs):.2f} | {max(xs):.2f} | {min(xs):.2f} |")
+first = sum(x < y for x, y in zip(a, m))
+print(f"aegis acted first in {first} of {len(rows)} trials")
 PY
 kill "$apid" "$mpid" 2>/dev/null || true
 wait "$apid" "$mpid" 2>/dev/null || true
