@@ -190,6 +190,27 @@ struct Pending {
     flush_at: Option<Instant>,
 }
 
+impl Pending {
+    /// Nothing waiting for `receiver` yet.
+    fn new(receiver: &Receiver) -> Self {
+        Self {
+            receiver: receiver.clone(),
+            waiting: BTreeMap::new(),
+            sent_at: VecDeque::new(),
+            flush_at: None,
+        }
+    }
+}
+
+/// A receiver's figures before anything was sent to it.
+fn summary_of(receiver: &Receiver) -> ReceiverSummary {
+    ReceiverSummary {
+        name: receiver.name.clone(),
+        kind: receiver.kind.as_str().into(),
+        ..ReceiverSummary::default()
+    }
+}
+
 /// Starts the notifier's task on `tasks`; it stops with `cancel`
 /// (deliveries in flight are abandoned).
 pub fn start(
@@ -223,27 +244,11 @@ pub fn new(config: NotifierConfig) -> (Notifier, NotifierTask) {
     {
         let mut c = lock(&counters);
         for r in &config.receivers {
-            c.receivers.insert(
-                r.name.clone(),
-                ReceiverSummary {
-                    name: r.name.clone(),
-                    kind: r.kind.as_str().into(),
-                    ..ReceiverSummary::default()
-                },
-            );
+            c.receivers.insert(r.name.clone(), summary_of(r));
         }
     }
     let task = Task {
-        pending: config
-            .receivers
-            .iter()
-            .map(|r| Pending {
-                receiver: r.clone(),
-                waiting: BTreeMap::new(),
-                sent_at: VecDeque::new(),
-                flush_at: None,
-            })
-            .collect(),
+        pending: config.receivers.iter().map(Pending::new).collect(),
         client: reqwest::Client::builder()
             .user_agent(concat!("aegis/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -304,12 +309,7 @@ impl Task {
                     done.kept += 1;
                 }
                 None => {
-                    self.pending.push(Pending {
-                        receiver: r.clone(),
-                        waiting: BTreeMap::new(),
-                        sent_at: VecDeque::new(),
-                        flush_at: None,
-                    });
+                    self.pending.push(Pending::new(r));
                     done.added.push(r.name.clone());
                 }
             }
@@ -330,11 +330,7 @@ impl Task {
             for r in &config.receivers {
                 c.receivers
                     .entry(r.name.clone())
-                    .or_insert_with(|| ReceiverSummary {
-                        name: r.name.clone(),
-                        kind: r.kind.as_str().into(),
-                        ..ReceiverSummary::default()
-                    });
+                    .or_insert_with(|| summary_of(r));
             }
         }
         self.config = config;
@@ -459,11 +455,7 @@ fn record(counters: &Mutex<Counters>, receiver: &Receiver, result: Result<(), St
     let entry = c
         .receivers
         .entry(receiver.name.clone())
-        .or_insert_with(|| ReceiverSummary {
-            name: receiver.name.clone(),
-            kind: receiver.kind.as_str().into(),
-            ..ReceiverSummary::default()
-        });
+        .or_insert_with(|| summary_of(receiver));
     match result {
         Ok(()) => {
             entry.delivered += 1;
