@@ -328,14 +328,10 @@ impl Engine {
     fn reconfigure(&mut self, settings: Settings) {
         let now = self.env.clock.monotonic();
         self.guard.reconfigure(settings.engine.guard.clone(), now);
-        let exec = &self.env.exec;
         self.env.exec = Arc::new(ExecContext {
             attempt_timeout: settings.attempt_timeout,
-            proc_root: exec.proc_root.clone(),
             deny_processes: settings.deny_processes,
-            root: exec.root.clone(),
-            processes: Arc::clone(&exec.processes),
-            containers: Arc::clone(&exec.containers),
+            ..(*self.env.exec).clone()
         });
         // How a check's target backs off is not a setting of the file.
         let check_backoff = self.config.check_backoff;

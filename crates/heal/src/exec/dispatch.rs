@@ -45,6 +45,7 @@ impl ProcessFinder for NoProcesses {
 }
 
 /// What executors need from the host.
+#[derive(Clone)]
 pub struct ExecContext {
     /// Time allowed to one attempt.
     pub attempt_timeout: Duration,
