@@ -48,7 +48,7 @@ impl FsStat {
 }
 
 /// The system call itself (tests put one in that never answers).
-pub type StatFn = fn(&Path) -> Result<FsStat, String>;
+type StatFn = fn(&Path) -> Result<FsStat, String>;
 
 /// `statvfs(2)`.
 pub fn statvfs(path: &Path) -> Result<FsStat, String> {
@@ -124,7 +124,7 @@ impl Statfs {
     }
 
     /// With another system call (tests).
-    pub fn with(stat: StatFn, timeout: Duration) -> Self {
+    fn with(stat: StatFn, timeout: Duration) -> Self {
         Self {
             stat,
             timeout,

@@ -380,17 +380,16 @@ pub async fn list(
                 // A container removed between the list and the inspect is
                 // simply gone; one that is slow or failed to answer is not.
                 Ok(Err(_)) | Err(_) => {
-                    let known = previous.iter().find(|c| c.id == id).cloned();
-                    Some(known.map_or_else(
-                        || info_of_summary(&summary),
-                        |mut known| {
-                            // What the list says now beats what was known.
-                            let now = info_of_summary(&summary);
-                            known.state = now.state;
-                            known.health = now.health.or(known.health);
-                            known
+                    let listed = info_of_summary(&summary);
+                    // What the list says now beats what was known.
+                    Some(match previous.iter().find(|c| c.id == id) {
+                        Some(known) => ContainerInfo {
+                            state: listed.state,
+                            health: listed.health.or(known.health),
+                            ..known.clone()
                         },
-                    ))
+                        None => listed,
+                    })
                 }
             }
         })

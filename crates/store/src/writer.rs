@@ -63,9 +63,21 @@ pub(crate) struct Writer {
 /// store first: the pipeline hands them over within a second. Those that
 /// come later still count; they are added to their minute's row.
 fn until_aligned(wall_ms: i64, every: Duration) -> Duration {
-    let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
-    let since_due = (wall_ms - grace_ms(every_ms)).rem_euclid(every_ms);
-    Duration::from_millis((every_ms - since_due) as u64)
+    let every_ms = interval_ms(every);
+    let next = last_due_ms(wall_ms, every_ms) + every_ms + grace_ms(every_ms);
+    Duration::from_millis((next - wall_ms) as u64)
+}
+
+/// The multiple of the flush interval whose flush is the latest due at
+/// `wall_ms` (its grace included).
+fn last_due_ms(wall_ms: i64, every_ms: i64) -> i64 {
+    let due = wall_ms - grace_ms(every_ms);
+    due - due.rem_euclid(every_ms)
+}
+
+/// The flush interval in ms, at least 1.
+fn interval_ms(every: Duration) -> i64 {
+    i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
 /// How long after a multiple of the flush interval its flush runs.
@@ -152,11 +164,8 @@ impl Writer {
     /// flush, so that at the default interval each minute's row is written
     /// once, complete.
     fn flush_due(&mut self) {
-        let every_ms = i64::try_from(self.options.flush_interval.as_millis())
-            .unwrap_or(i64::MAX)
-            .max(1);
-        let due = self.clock.wall_ms() - grace_ms(every_ms);
-        self.flush_before(due - due.rem_euclid(every_ms));
+        let every_ms = interval_ms(self.options.flush_interval);
+        self.flush_before(last_due_ms(self.clock.wall_ms(), every_ms));
     }
 
     pub fn run(mut self, rx: Receiver<Command>, done: tokio::sync::oneshot::Sender<()>) {
